@@ -1,0 +1,1 @@
+//! `manifest`: being written.

@@ -1,0 +1,8 @@
+//! Test support shared by the integration and end-to-end suites: builders that start real parts
+//! (the CNCF Distribution registry, the server, kubectl) on loopback and return handles that stop
+//! them on drop, plus the test PKI.
+#![deny(missing_docs)]
+
+pub mod pki;
+pub mod registry;
+pub mod tools;

@@ -1,0 +1,1 @@
+//! `pki`: being written.
