@@ -6,8 +6,12 @@
 pub mod archive;
 pub mod artifact;
 pub mod client;
+pub use client::{Client, ClientConfig, Credentials, DockerConfig};
 pub mod digest;
+pub use digest::Digest;
 pub mod extract;
 pub mod sourceignore;
 pub mod manifest;
+pub use manifest::{Descriptor, Manifest};
 pub mod reference;
+pub use reference::Reference;
