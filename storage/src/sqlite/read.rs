@@ -1,0 +1,384 @@
+//! Reads on the read-connection pool: get, list (at a pinned revision), and the snapshot a
+//! watch starts from.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::schema::{ADDED, MODIFIED, meta};
+use super::watch::Change;
+use crate::error::{EXPIRED_CONTINUE_MESSAGE, Error, Result};
+use crate::key::{ObjectKey, ResourceKey, Revision};
+use crate::selector::Filter;
+use crate::store::{ListPage, WatchEventType};
+
+fn decode(key: impl FnOnce() -> String, text: &str) -> Result<Value> {
+    serde_json::from_str(text).map_err(|source| Error::Decode { key: key(), source })
+}
+
+/// Reads one object.
+pub(super) fn get(conn: &Connection, key: &ObjectKey) -> Result<Value> {
+    let text: Option<String> = conn
+        .prepare_cached(
+            "SELECT value FROM objects WHERE grp = ?1 AND res = ?2 AND ns = ?3 AND name = ?4",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                params![
+                    key.resource.group,
+                    key.resource.resource,
+                    key.namespace,
+                    key.name
+                ],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .map_err(Error::db("get object"))?;
+    match text {
+        Some(t) => decode(|| key.to_string(), &t),
+        None => Err(Error::NotFound { key: key.clone() }),
+    }
+}
+
+/// The content of a continue token (opaque to clients; base64url JSON like upstream's
+/// `{"v":"meta.k8s.io/v1","rv":N,"start":...}`).
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct ContinueToken {
+    v: String,
+    rv: u64,
+    /// Namespace and name of the last item returned; the next page starts after it.
+    ns: String,
+    name: String,
+}
+
+impl ContinueToken {
+    fn encode(&self) -> String {
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("token serializes"))
+    }
+
+    /// Parses a token.
+    ///
+    /// # Errors
+    /// [`Error::InvalidContinue`] for anything this store did not produce.
+    pub(super) fn decode(token: &str) -> Result<Self> {
+        let invalid = |detail: &str| Error::InvalidContinue {
+            message: format!("continue key is not valid: {detail}"),
+        };
+        let bytes = URL_SAFE_NO_PAD
+            .decode(token.trim_end_matches('='))
+            .map_err(|_| invalid("not base64"))?;
+        let t: ContinueToken =
+            serde_json::from_slice(&bytes).map_err(|_| invalid("not a continue token"))?;
+        if t.v != "meta.k8s.io/v1" {
+            return Err(invalid(&format!(
+                "incorrect encoded start resourceVersion (version {})",
+                t.v
+            )));
+        }
+        Ok(t)
+    }
+}
+
+fn changes_since(
+    conn: &Connection,
+    resource: &ResourceKey,
+    namespace: Option<&str>,
+    after: u64,
+) -> Result<BTreeMap<(String, String), Option<String>>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT ns, name, prev FROM events WHERE grp = ?1 AND res = ?2 AND rev > ?3
+             AND (?4 IS NULL OR ns = ?4) ORDER BY rev",
+        )
+        .map_err(Error::db("read changes"))?;
+    let rows = stmt
+        .query_map(
+            params![resource.group, resource.resource, after as i64, namespace],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            },
+        )
+        .map_err(Error::db("read changes"))?;
+    let mut out = BTreeMap::new();
+    for row in rows {
+        let (ns, name, prev) = row.map_err(Error::db("read changes"))?;
+        out.entry((ns, name)).or_insert(prev);
+    }
+    Ok(out)
+}
+
+/// Lists one page at the current revision, or at the revision pinned by `token`.
+pub(super) fn list(
+    conn: &mut Connection,
+    resource: &ResourceKey,
+    namespace: Option<&str>,
+    filter: &Filter,
+    limit: Option<u64>,
+    token: Option<ContinueToken>,
+) -> Result<ListPage> {
+    let tx = conn.transaction().map_err(Error::db("begin read"))?;
+    let current = meta(&tx, "revision")?;
+    let compacted = meta(&tx, "compacted")?;
+    let (revision, after) = match token {
+        None => (current, None),
+        Some(t) => {
+            if t.rv > current {
+                return Err(Error::InvalidContinue {
+                    message: "continue key is not valid: resource version is in the future".into(),
+                });
+            }
+            if t.rv < compacted {
+                return Err(Error::Expired {
+                    message: EXPIRED_CONTINUE_MESSAGE.into(),
+                });
+            }
+            (t.rv, Some((t.ns, t.name)))
+        }
+    };
+    let changed = if revision < current {
+        changes_since(&tx, resource, namespace, revision)?
+    } else {
+        BTreeMap::new()
+    };
+
+    let mut sql = String::from("SELECT ns, name, value FROM objects WHERE grp = ?1 AND res = ?2");
+    if namespace.is_some() {
+        sql.push_str(" AND ns = ?3");
+    }
+    if after.is_some() {
+        sql.push_str(" AND (ns, name) > (?4, ?5)");
+    }
+    sql.push_str(" ORDER BY ns, name");
+    let mut stmt = tx.prepare_cached(&sql).map_err(Error::db("list objects"))?;
+    let (after_ns, after_name) = after.clone().unwrap_or_default();
+    let mut bind: Vec<(&str, &dyn rusqlite::ToSql)> =
+        vec![("?1", &resource.group), ("?2", &resource.resource)];
+    if let Some(ns) = &namespace {
+        bind.push(("?3", ns));
+    }
+    if after.is_some() {
+        bind.push(("?4", &after_ns));
+        bind.push(("?5", &after_name));
+    }
+    let rows = stmt
+        .query_map(bind.as_slice(), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(Error::db("list objects"))?;
+
+    // Merge the current rows (minus keys changed after `revision`) with the state at
+    // `revision` of the changed keys; both are sorted by (namespace, name).
+    let current_rows = rows.filter_map(|row| match row {
+        Ok((ns, name, _))
+            if !changed.is_empty() && changed.contains_key(&(ns.clone(), name.clone())) =>
+        {
+            None
+        }
+        other => Some(other.map_err(Error::db("list objects"))),
+    });
+    let mut old_rows = changed
+        .iter()
+        .filter(|((ns, name), prev)| {
+            prev.is_some()
+                && after
+                    .as_ref()
+                    .is_none_or(|(ans, aname)| (ns, name) > (ans, aname))
+        })
+        .map(|((ns, name), prev)| (ns.clone(), name.clone(), prev.clone().unwrap_or_default()))
+        .peekable();
+    let mut current_rows = current_rows.peekable();
+    let mut merged = std::iter::from_fn(move || {
+        let take_old = match (current_rows.peek(), old_rows.peek()) {
+            (None, None) => return None,
+            (Some(Err(_)), _) => false,
+            (Some(Ok((cns, cname, _))), Some((ons, oname, _))) => (ons, oname) < (cns, cname),
+            (None, Some(_)) => true,
+            (Some(_), None) => false,
+        };
+        if take_old {
+            old_rows.next().map(Ok)
+        } else {
+            current_rows.next()
+        }
+    });
+
+    let limit = limit.filter(|&l| l > 0).map(|l| l as usize);
+    let mut items = Vec::new();
+    let mut last_key: Option<(String, String)> = None;
+    let mut more = false;
+    let mut remaining = 0u64;
+    for row in merged.by_ref() {
+        let (ns, name, text) = row?;
+        if !filter.matches_key(&ns, &name) {
+            continue;
+        }
+        if limit.is_some_and(|l| items.len() >= l) {
+            if filter.is_empty() {
+                more = true;
+                remaining += 1;
+                continue;
+            }
+            let value = decode(|| format!("{resource}/{ns}/{name}"), &text)?;
+            if filter.matches_labels(&value) {
+                more = true;
+                break;
+            }
+            continue;
+        }
+        let value = decode(|| format!("{resource}/{ns}/{name}"), &text)?;
+        if !filter.matches_labels(&value) {
+            continue;
+        }
+        items.push(value);
+        last_key = Some((ns, name));
+    }
+    let continue_token = match (more, last_key) {
+        (true, Some((ns, name))) => Some(
+            ContinueToken {
+                v: "meta.k8s.io/v1".into(),
+                rv: revision,
+                ns,
+                name,
+            }
+            .encode(),
+        ),
+        _ => None,
+    };
+    let remaining_item_count = (more && filter.is_empty()).then_some(remaining);
+    Ok(ListPage {
+        items,
+        resource_version: Revision(revision),
+        continue_token,
+        remaining_item_count,
+    })
+}
+
+/// The current revision and every current object of the collection that matches `filter`.
+pub(super) fn current_state(
+    conn: &mut Connection,
+    resource: &ResourceKey,
+    namespace: Option<&str>,
+    filter: &Filter,
+) -> Result<(u64, Vec<Value>)> {
+    let tx = conn.transaction().map_err(Error::db("begin read"))?;
+    let revision = meta(&tx, "revision")?;
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT ns, name, value FROM objects WHERE grp = ?1 AND res = ?2
+             AND (?3 IS NULL OR ns = ?3) ORDER BY ns, name",
+        )
+        .map_err(Error::db("read watch snapshot"))?;
+    let rows = stmt
+        .query_map(params![resource.group, resource.resource, namespace], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(Error::db("read watch snapshot"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (ns, name, text) = row.map_err(Error::db("read watch snapshot"))?;
+        if !filter.matches_key(&ns, &name) {
+            continue;
+        }
+        let value = decode(|| format!("{resource}/{ns}/{name}"), &text)?;
+        if filter.matches_labels(&value) {
+            out.push(value);
+        }
+    }
+    Ok((revision, out))
+}
+
+/// The current revision and every retained change of the collection after `after`.
+///
+/// # Errors
+/// [`Error::Expired`] when changes after `after` have been compacted.
+pub(super) fn history(
+    conn: &mut Connection,
+    resource: &ResourceKey,
+    namespace: Option<&str>,
+    after: u64,
+) -> Result<(u64, Vec<Change>)> {
+    let tx = conn.transaction().map_err(Error::db("begin read"))?;
+    let revision = meta(&tx, "revision")?;
+    let compacted = meta(&tx, "compacted")?;
+    if after < compacted {
+        return Err(Error::too_old(after, compacted));
+    }
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT rev, ns, name, type, value, prev FROM events WHERE grp = ?1 AND res = ?2
+             AND rev > ?3 AND (?4 IS NULL OR ns = ?4) ORDER BY rev",
+        )
+        .map_err(Error::db("read history"))?;
+    let rows = stmt
+        .query_map(
+            params![resource.group, resource.resource, after as i64, namespace],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            },
+        )
+        .map_err(Error::db("read history"))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (rev, ns, name, code, value, prev) = row.map_err(Error::db("read history"))?;
+        let k = || format!("{resource}/{ns}/{name}@{rev}");
+        let object = decode(k, &value)?;
+        let prev = prev.map(|p| decode(k, &p)).transpose()?;
+        out.push(Change {
+            rev: rev as u64,
+            resource: resource.clone(),
+            namespace: ns,
+            kind: match code {
+                ADDED => WatchEventType::Added,
+                MODIFIED => WatchEventType::Modified,
+                _ => WatchEventType::Deleted,
+            },
+            object: Arc::new(object),
+            prev: prev.map(Arc::new),
+        });
+    }
+    Ok((revision, out))
+}
+
+/// Any one stored object of the collection (to learn its `apiVersion`/`kind`).
+pub(super) fn sample(conn: &Connection, resource: &ResourceKey) -> Result<Option<Value>> {
+    let text: Option<String> = conn
+        .query_row(
+            "SELECT value FROM objects WHERE grp = ?1 AND res = ?2 LIMIT 1",
+            params![resource.group, resource.resource],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(Error::db("sample object"))?;
+    text.map(|t| decode(|| resource.to_string(), &t))
+        .transpose()
+}
+
+/// The latest committed revision.
+pub(super) fn revision(conn: &Connection) -> Result<u64> {
+    meta(conn, "revision")
+}

@@ -1,0 +1,547 @@
+//! Create, get, update, status, delete and finalizer semantics.
+
+mod support;
+
+use serde_json::json;
+use storage::{
+    DeleteOptions, DeleteOutcome, Error, ListOptions, ObjectStore, UpdatePart, WriteOptions,
+};
+use support::*;
+
+const W: WriteOptions = WriteOptions { dry_run: false };
+
+#[tokio::test]
+async fn create_sets_system_metadata_and_drops_status() {
+    let t = open().await;
+    let mut obj = repo("a");
+    obj["status"] = json!({"x": 1});
+    obj["metadata"]["generation"] = json!(7);
+    obj["metadata"]["deletionTimestamp"] = json!("2020-01-01T00:00:00Z");
+    let stored = t.store.create(&key("ns", "a"), obj, W).await.unwrap();
+    let m = &stored["metadata"];
+    assert_eq!(m["namespace"], "ns");
+    assert_eq!(m["generation"], 1);
+    assert_eq!(m["uid"].as_str().unwrap().len(), 36);
+    let ts = m["creationTimestamp"].as_str().unwrap();
+    assert!(ts.len() == 20 && ts.ends_with('Z'), "{ts}");
+    assert!(m.get("deletionTimestamp").is_none());
+    assert!(stored.get("status").is_none());
+    assert_eq!(rv(&stored), 1);
+    assert_eq!(t.store.get(&key("ns", "a")).await.unwrap(), stored);
+    assert_eq!(t.store.current_revision().await.unwrap().0, 1);
+}
+
+#[tokio::test]
+async fn create_errors_match_kubernetes() {
+    let t = open().await;
+    t.store.create(&key("ns", "a"), repo("a"), W).await.unwrap();
+    let err = t
+        .store
+        .create(&key("ns", "a"), repo("a"), W)
+        .await
+        .unwrap_err();
+    assert!(err.is_already_exists());
+    assert_eq!(
+        err.to_string(),
+        r#"ocirepositories.source.toolkit.fluxcd.io "a" already exists"#
+    );
+
+    let mut with_rv = repo("b");
+    with_rv["metadata"]["resourceVersion"] = json!("3");
+    match t
+        .store
+        .create(&key("ns", "b"), with_rv, W)
+        .await
+        .unwrap_err()
+    {
+        Error::Invalid { field, message } => {
+            assert_eq!(field, "metadata.resourceVersion");
+            assert_eq!(
+                message,
+                "resourceVersion should not be set on objects to be created"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut other_ns = repo("c");
+    other_ns["metadata"]["namespace"] = json!("elsewhere");
+    let err = t
+        .store
+        .create(&key("ns", "c"), other_ns, W)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Invalid { ref field, .. } if field == "metadata.namespace"),
+        "{err:?}"
+    );
+    let err = t
+        .store
+        .create(&key("ns", "d"), repo("not-d"), W)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Invalid { ref field, .. } if field == "metadata.name"),
+        "{err:?}"
+    );
+    let err = t
+        .store
+        .create(&key("ns", ""), repo(""), W)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Invalid { ref field, .. } if field == "metadata.name"),
+        "{err:?}"
+    );
+    // failed writes do not consume revisions
+    assert_eq!(t.store.current_revision().await.unwrap().0, 1);
+}
+
+#[tokio::test]
+async fn get_of_a_missing_object_is_not_found() {
+    let t = open().await;
+    let err = t.store.get(&key("ns", "x")).await.unwrap_err();
+    assert!(err.is_not_found());
+    assert_eq!(err.status_code(), 404);
+    assert_eq!(
+        err.to_string(),
+        r#"ocirepositories.source.toolkit.fluxcd.io "x" not found"#
+    );
+    let err = t
+        .store
+        .update(&key("ns", "x"), repo("x"), UpdatePart::Main, W)
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found());
+    let err = t
+        .store
+        .delete(&key("ns", "x"), DeleteOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found());
+}
+
+#[tokio::test]
+async fn update_with_a_stale_resource_version_conflicts() {
+    let t = open().await;
+    let k = key("ns", "a");
+    let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
+    let mut change = v1.clone();
+    change["spec"]["url"] = json!("oci://example.com/other");
+    let v2 = t
+        .store
+        .update(&k, change.clone(), UpdatePart::Main, W)
+        .await
+        .unwrap();
+    assert!(rv(&v2) > rv(&v1));
+    // v1's resourceVersion is stale now
+    change["spec"]["url"] = json!("oci://example.com/third");
+    let err = t
+        .store
+        .update(&k, change.clone(), UpdatePart::Main, W)
+        .await
+        .unwrap_err();
+    assert!(err.is_conflict());
+    assert_eq!(err.status_code(), 409);
+    assert_eq!(
+        err.to_string(),
+        r#"Operation cannot be fulfilled on ocirepositories.source.toolkit.fluxcd.io "a": the object has been modified; please apply your changes to the latest version and try again"#
+    );
+    // an empty resourceVersion is unconditional
+    change["metadata"]["resourceVersion"] = json!("");
+    let v3 = t
+        .store
+        .update(&k, change, UpdatePart::Main, W)
+        .await
+        .unwrap();
+    assert_eq!(v3["spec"]["url"], "oci://example.com/third");
+    // a different uid is a precondition failure
+    let mut wrong_uid = v3.clone();
+    wrong_uid["metadata"]["uid"] = json!("00000000-0000-0000-0000-000000000000");
+    let err = t
+        .store
+        .update(&k, wrong_uid, UpdatePart::Main, W)
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_conflict() && err.to_string().contains("Precondition failed: UID"),
+        "{err}"
+    );
+    // an unparsable resourceVersion is invalid
+    let mut bad = v3.clone();
+    bad["metadata"]["resourceVersion"] = json!("abc");
+    let err = t
+        .store
+        .update(&k, bad, UpdatePart::Main, W)
+        .await
+        .unwrap_err();
+    assert!(err.is_invalid(), "{err:?}");
+}
+
+#[tokio::test]
+async fn generation_bumps_only_on_spec_changes() {
+    let t = open().await;
+    let k = key("ns", "a");
+    let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
+    // metadata-only change: new resourceVersion, same generation
+    let labelled = with_labels(v1.clone(), json!({"team": "a"}));
+    let v2 = t
+        .store
+        .update(&k, labelled, UpdatePart::Main, W)
+        .await
+        .unwrap();
+    assert_eq!(v2["metadata"]["generation"], 1);
+    assert_eq!(v2["metadata"]["labels"], json!({"team": "a"}));
+    assert!(rv(&v2) > rv(&v1));
+    // status change: generation unchanged
+    let mut st = v2.clone();
+    st["status"] = json!({"observedGeneration": 1});
+    let v3 = t.store.update(&k, st, UpdatePart::Status, W).await.unwrap();
+    assert_eq!(v3["metadata"]["generation"], 1);
+    assert_eq!(v3["status"], json!({"observedGeneration": 1}));
+    // spec change: generation + 1, status kept
+    let mut sp = v3.clone();
+    sp["spec"]["interval"] = json!("10m");
+    sp["status"] = json!({"ignored": true});
+    let v4 = t.store.update(&k, sp, UpdatePart::Main, W).await.unwrap();
+    assert_eq!(v4["metadata"]["generation"], 2);
+    assert_eq!(v4["status"], json!({"observedGeneration": 1}));
+    assert_eq!(v4["metadata"]["uid"], v1["metadata"]["uid"]);
+    assert_eq!(
+        v4["metadata"]["creationTimestamp"],
+        v1["metadata"]["creationTimestamp"]
+    );
+}
+
+#[tokio::test]
+async fn status_updates_never_touch_spec_or_metadata() {
+    let t = open().await;
+    let k = key("ns", "a");
+    let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
+    let mut st = v1.clone();
+    st["spec"]["url"] = json!("oci://changed");
+    st["metadata"]["labels"] = json!({"x": "y"});
+    st["status"] = json!({"ready": true});
+    let v2 = t.store.update(&k, st, UpdatePart::Status, W).await.unwrap();
+    assert_eq!(v2["spec"], v1["spec"]);
+    assert!(v2["metadata"].get("labels").is_none());
+    assert_eq!(v2["status"], json!({"ready": true}));
+    // a stale status update conflicts too
+    let mut stale = v1.clone();
+    stale["status"] = json!({"ready": false});
+    assert!(
+        t.store
+            .update(&k, stale, UpdatePart::Status, W)
+            .await
+            .unwrap_err()
+            .is_conflict()
+    );
+}
+
+#[tokio::test]
+async fn a_write_that_changes_nothing_keeps_the_resource_version() {
+    let t = open().await;
+    let k = key("ns", "a");
+    let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
+    let same = t
+        .store
+        .update(&k, v1.clone(), UpdatePart::Main, W)
+        .await
+        .unwrap();
+    assert_eq!(same, v1);
+    // key order does not matter
+    let reordered: serde_json::Value = serde_json::from_str(
+        &serde_json::to_string(&json!({"spec": v1["spec"], "metadata": v1["metadata"], "kind": v1["kind"], "apiVersion": v1["apiVersion"]})).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        rv(&t
+            .store
+            .update(&k, reordered, UpdatePart::Main, W)
+            .await
+            .unwrap()),
+        rv(&v1)
+    );
+    assert_eq!(
+        rv(&t
+            .store
+            .update(&k, v1.clone(), UpdatePart::Status, W)
+            .await
+            .unwrap()),
+        rv(&v1)
+    );
+    assert_eq!(t.store.current_revision().await.unwrap().0, rv(&v1));
+}
+
+#[tokio::test]
+async fn delete_without_finalizers_removes_the_object() {
+    let t = open().await;
+    let k = key("ns", "a");
+    let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
+    let DeleteOutcome::Deleted(last) = t.store.delete(&k, DeleteOptions::default()).await.unwrap()
+    else {
+        panic!("expected Deleted")
+    };
+    assert_eq!(last["spec"], v1["spec"]);
+    assert_eq!(rv(&last), rv(&v1) + 1, "the deletion revision");
+    assert!(t.store.get(&k).await.unwrap_err().is_not_found());
+    // the name can be reused
+    t.store.create(&k, repo("a"), W).await.unwrap();
+}
+
+#[tokio::test]
+async fn delete_preconditions_conflict_on_mismatch() {
+    let t = open().await;
+    let k = key("ns", "a");
+    let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
+    let wrong_uid = DeleteOptions {
+        precondition_uid: Some("nope".into()),
+        ..Default::default()
+    };
+    let err = t.store.delete(&k, wrong_uid).await.unwrap_err();
+    assert!(err.is_conflict());
+    assert!(
+        err.to_string()
+            .contains("Precondition failed: UID in precondition: nope"),
+        "{err}"
+    );
+    let wrong_rv = DeleteOptions {
+        precondition_resource_version: Some("999".into()),
+        ..Default::default()
+    };
+    assert!(
+        t.store
+            .delete(&k, wrong_rv)
+            .await
+            .unwrap_err()
+            .is_conflict()
+    );
+    let right = DeleteOptions {
+        precondition_uid: Some(v1["metadata"]["uid"].as_str().unwrap().into()),
+        precondition_resource_version: Some(rv(&v1).to_string()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        t.store.delete(&k, right).await.unwrap(),
+        DeleteOutcome::Deleted(_)
+    ));
+}
+
+#[tokio::test]
+async fn finalizers_keep_a_deleted_object_until_the_last_one_is_removed() {
+    let t = open().await;
+    let k = key("ns", "a");
+    t.store
+        .create(&k, with_finalizer(repo("a"), "example.com/f"), W)
+        .await
+        .unwrap();
+    let DeleteOutcome::Finalizing(marked) =
+        t.store.delete(&k, DeleteOptions::default()).await.unwrap()
+    else {
+        panic!("expected Finalizing")
+    };
+    assert!(marked["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 0);
+    assert_eq!(marked["metadata"]["generation"], 1);
+    // deleting again changes nothing
+    let DeleteOutcome::Finalizing(again) =
+        t.store.delete(&k, DeleteOptions::default()).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(rv(&again), rv(&marked));
+    // the deletionTimestamp cannot be cleared by an update
+    let mut cleared = marked.clone();
+    cleared["metadata"]["deletionTimestamp"] = serde_json::Value::Null;
+    cleared["metadata"]["labels"] = json!({"a": "b"});
+    let updated = t
+        .store
+        .update(&k, cleared, UpdatePart::Main, W)
+        .await
+        .unwrap();
+    assert_eq!(
+        updated["metadata"]["deletionTimestamp"],
+        marked["metadata"]["deletionTimestamp"]
+    );
+    // no new finalizers while deleting
+    let mut more = updated.clone();
+    more["metadata"]["finalizers"] = json!(["example.com/f", "example.com/g"]);
+    let err = t
+        .store
+        .update(&k, more, UpdatePart::Main, W)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Invalid { ref field, .. } if field == "metadata.finalizers"),
+        "{err:?}"
+    );
+    // removing the last finalizer deletes it
+    let mut done = updated.clone();
+    done["metadata"]["finalizers"] = json!([]);
+    let last = t.store.update(&k, done, UpdatePart::Main, W).await.unwrap();
+    assert_eq!(rv(&last), rv(&updated) + 1);
+    assert!(t.store.get(&k).await.unwrap_err().is_not_found());
+}
+
+#[tokio::test]
+async fn delete_collection_respects_selectors_and_finalizers() {
+    let t = open().await;
+    for (ns, name, team) in [
+        ("a", "x", "red"),
+        ("a", "y", "blue"),
+        ("b", "z", "red"),
+        ("b", "w", "red"),
+    ] {
+        let mut obj = with_labels(repo(name), json!({"team": team}));
+        if name == "w" {
+            obj = with_finalizer(obj, "example.com/f");
+        }
+        t.store.create(&key(ns, name), obj, W).await.unwrap();
+    }
+    let opts = ListOptions {
+        label_selector: Some("team=red".into()),
+        ..Default::default()
+    };
+    let affected = t
+        .store
+        .delete_collection(&repos(), None, &opts, W)
+        .await
+        .unwrap();
+    let names: Vec<_> = affected
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["x", "w", "z"]);
+    let left = t
+        .store
+        .list(&repos(), None, &ListOptions::default())
+        .await
+        .unwrap();
+    let names: Vec<_> = left
+        .items
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["y", "w"], "w stays, finalizing");
+    assert!(left.items[1]["metadata"]["deletionTimestamp"].is_string());
+    // namespace-scoped, dry run
+    let dry = t
+        .store
+        .delete_collection(
+            &repos(),
+            Some("a"),
+            &ListOptions::default(),
+            WriteOptions { dry_run: true },
+        )
+        .await
+        .unwrap();
+    assert_eq!(dry.len(), 1);
+    assert!(t.store.get(&key("a", "y")).await.is_ok());
+    let bad = ListOptions {
+        field_selector: Some("spec.url=x".into()),
+        ..Default::default()
+    };
+    let err = t
+        .store
+        .delete_collection(&repos(), None, &bad, W)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidFieldSelector { .. }));
+}
+
+#[tokio::test]
+async fn dry_run_writes_change_nothing() {
+    let t = open().await;
+    let dry = WriteOptions { dry_run: true };
+    let k = key("ns", "a");
+    let created = t.store.create(&k, repo("a"), dry).await.unwrap();
+    assert!(created["metadata"].get("resourceVersion").is_none());
+    assert_eq!(created["metadata"]["generation"], 1);
+    assert!(t.store.get(&k).await.unwrap_err().is_not_found());
+    assert_eq!(t.store.current_revision().await.unwrap().0, 0);
+
+    let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
+    let mut change = v1.clone();
+    change["spec"]["url"] = json!("oci://dry");
+    let would = t
+        .store
+        .update(&k, change, UpdatePart::Main, dry)
+        .await
+        .unwrap();
+    assert_eq!(would["spec"]["url"], "oci://dry");
+    assert_eq!(would["metadata"]["generation"], 2);
+    assert_eq!(t.store.get(&k).await.unwrap(), v1);
+    let out = t
+        .store
+        .delete(
+            &k,
+            DeleteOptions {
+                dry_run: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(out, DeleteOutcome::Deleted(_)));
+    assert_eq!(t.store.get(&k).await.unwrap(), v1);
+    assert_eq!(t.store.current_revision().await.unwrap().0, rv(&v1));
+}
+
+#[tokio::test]
+async fn data_and_revisions_survive_a_reopen() {
+    let t = open().await;
+    let path = t.dir.path().join("db.sqlite");
+    let v = t.store.create(&key("ns", "a"), repo("a"), W).await.unwrap();
+    t.store.close().await.unwrap();
+    assert!(matches!(
+        t.store.get(&key("ns", "a")).await.unwrap_err(),
+        Error::Closed
+    ));
+    let reopened = storage::SqliteStore::open(&path, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(reopened.get(&key("ns", "a")).await.unwrap(), v);
+    let v2 = reopened
+        .create(&key("ns", "b"), repo("b"), W)
+        .await
+        .unwrap();
+    assert!(rv(&v2) > rv(&v));
+    assert_eq!(reopened.integrity_check().await.unwrap(), "ok");
+}
+
+#[tokio::test]
+async fn concurrent_writers_get_distinct_increasing_revisions() {
+    let t = open().await;
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let store = t.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut revs = Vec::new();
+            for j in 0..10 {
+                let name = format!("o-{i}-{j}");
+                let v = store
+                    .create(&key("ns", &name), repo(&name), W)
+                    .await
+                    .unwrap();
+                revs.push(rv(&v));
+            }
+            revs
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        let revs = task.await.unwrap();
+        assert!(revs.windows(2).all(|w| w[0] < w[1]));
+        all.extend(revs);
+    }
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all, (1..=320).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn the_store_is_usable_as_a_trait_object() {
+    let t = open().await;
+    let dynamic: std::sync::Arc<dyn ObjectStore> = t.store.clone();
+    dynamic.create(&key("ns", "a"), repo("a"), W).await.unwrap();
+    assert_eq!(dynamic.current_revision().await.unwrap().0, 1);
+}
