@@ -1,1 +1,304 @@
-//! `artifact`: being written.
+//! Flux OCI artifacts: push, pull, tag, list, diff and build, composed from [`crate::client`],
+//! [`crate::archive`] and [`crate::extract`] (reference `flux-cli-artifacts.md` §1–§2).
+//!
+//! Format written (Flux v2.9, `fluxcd/pkg/oci`): an OCI image manifest serialised in Go's
+//! field order, config [`FLUX_CONFIG`](media_types::FLUX_CONFIG) with the 115-byte empty image
+//! config ggcr v0.21.6+ writes ([`FLUX_CONFIG_BLOB`]), one layer
+//! [`FLUX_CONTENT`](media_types::FLUX_CONTENT) (the deterministic tarball of [`crate::archive`]),
+//! and manifest annotations [`ANNOTATION_CREATED`], [`ANNOTATION_SOURCE`],
+//! [`ANNOTATION_REVISION`] plus user annotations (which may override the three).
+//!
+//! Reading accepts artifacts of other tools: an index with exactly one manifest is followed,
+//! the layer is the first with the Flux content type, else the first layer, and it is extracted
+//! as tar or tar+gzip whatever its media type (OCI and Docker layer types included).
+//!
+//! Everything streams: archives are built into a temporary file and uploaded from it; layers
+//! are extracted or hashed while downloading, verified against their digest.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use crate::client;
+use crate::digest::Digest;
+use crate::manifest::{Descriptor, ImageManifest, Manifest, media_types};
+use crate::reference::Reference;
+
+mod list;
+mod pull;
+mod push;
+mod stream;
+
+pub use list::{SemverFilter, TagRow, is_cosign_tag, list, parse_flux_version};
+pub use pull::{
+    ContentEntry, ContentIndex, DiffReport, PullOptions, Pulled, diff, index_tree, pull,
+};
+pub use push::{PushOptions, Pushed, build, push, tag};
+
+/// Manifest annotation: when the artifact was created (RFC 3339, UTC).
+pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
+/// Manifest annotation: the source address, e.g. a Git URL (`--source`).
+pub const ANNOTATION_SOURCE: &str = "org.opencontainers.image.source";
+/// Manifest annotation: the source revision, e.g. `main@sha1:<commit>` (`--revision`).
+pub const ANNOTATION_REVISION: &str = "org.opencontainers.image.revision";
+/// `created` written by `--reproducible` (the Unix epoch in UTC, as fluxcd/flux2#6074 fixed it).
+pub const REPRODUCIBLE_CREATED: &str = "1970-01-01T00:00:00Z";
+/// The config blob Flux v2.9 pushes (ggcr's empty image config, 115 bytes,
+/// `sha256:5b943e2b…`); nothing reads it.
+pub const FLUX_CONFIG_BLOB: &[u8] = br#"{"architecture":"","created":"0001-01-01T00:00:00Z","os":"","rootfs":{"type":"layers","diff_ids":null},"config":{}}"#;
+/// The tag used when a reference has none (ggcr's default).
+pub const DEFAULT_TAG: &str = "latest";
+
+/// Errors of artifact operations. Each names the reference or path involved; the cause is in
+/// `source()`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An annotation is not `key=value` with exactly one `=` (Flux's rule).
+    #[error("invalid annotation {annotation}, must be in the format key=value")]
+    InvalidAnnotation {
+        /// The annotation as given.
+        annotation: String,
+    },
+    /// Building the tarball failed.
+    #[error("building the artifact from {path}")]
+    Build {
+        /// The source path.
+        path: String,
+        /// The archive error.
+        #[source]
+        source: crate::archive::Error,
+    },
+    /// A temporary file for the tarball could not be created.
+    #[error("creating a temporary file for the artifact")]
+    TempFile(#[source] io::Error),
+    /// Uploading a blob failed.
+    #[error("pushing a blob to {reference}")]
+    PushBlob {
+        /// Destination repository.
+        reference: String,
+        /// The client error.
+        #[source]
+        source: Box<client::Error>,
+    },
+    /// Uploading the manifest failed.
+    #[error("pushing the manifest to {reference}")]
+    PushManifest {
+        /// Destination reference.
+        reference: String,
+        /// The client error.
+        #[source]
+        source: Box<client::Error>,
+    },
+    /// Fetching a manifest failed.
+    #[error("fetching the manifest of {reference}")]
+    GetManifest {
+        /// The reference.
+        reference: String,
+        /// The client error.
+        #[source]
+        source: Box<client::Error>,
+    },
+    /// An image index did not hold exactly one manifest to follow.
+    #[error("{reference} is an index with {count} manifests, expected exactly one")]
+    AmbiguousIndex {
+        /// The reference.
+        reference: String,
+        /// Number of manifests in the index.
+        count: usize,
+    },
+    /// The manifest has no layers.
+    #[error("no layers found in artifact {reference}")]
+    NoLayers {
+        /// The reference.
+        reference: String,
+    },
+    /// Downloading the layer failed (including digest or size mismatch).
+    #[error("pulling layer {digest} of {reference}")]
+    PullLayer {
+        /// The reference.
+        reference: String,
+        /// The layer digest.
+        digest: Digest,
+        /// The client error.
+        #[source]
+        source: Box<client::Error>,
+    },
+    /// Extracting the layer failed or was refused.
+    #[error("extracting layer {digest} of {reference}")]
+    Extract {
+        /// The reference.
+        reference: String,
+        /// The layer digest.
+        digest: Digest,
+        /// The extraction error.
+        #[source]
+        source: crate::extract::Error,
+    },
+    /// Reading the local tree for a diff failed.
+    #[error("reading {path}")]
+    ReadLocal {
+        /// The path.
+        path: String,
+        /// The IO error.
+        #[source]
+        source: io::Error,
+    },
+    /// Listing tags failed.
+    #[error("listing tags of {reference}")]
+    ListTags {
+        /// The repository.
+        reference: String,
+        /// The client error.
+        #[source]
+        source: Box<client::Error>,
+    },
+    /// A `--filter-semver` constraint could not be parsed.
+    #[error("semver '{constraint}' parse error: {message}")]
+    SemverConstraint {
+        /// The constraint as given.
+        constraint: String,
+        /// Why it was rejected.
+        message: String,
+    },
+    /// A blocking task (archive, extraction) panicked or was cancelled.
+    #[error("background task failed: {message}")]
+    Task {
+        /// The join error.
+        message: String,
+    },
+}
+
+/// Parses `key=value` annotations the way `flux push artifact -a` does: exactly one `=`
+/// (values containing `=` are rejected).
+///
+/// # Errors
+/// [`Error::InvalidAnnotation`] naming the first bad entry.
+pub fn parse_annotations<S: AsRef<str>>(items: &[S]) -> Result<BTreeMap<String, String>, Error> {
+    let mut out = BTreeMap::new();
+    for item in items {
+        let item = item.as_ref();
+        let parts: Vec<&str> = item.split('=').collect();
+        match parts.as_slice() {
+            [key, value] => {
+                out.insert((*key).to_owned(), (*value).to_owned());
+            }
+            _ => {
+                return Err(Error::InvalidAnnotation {
+                    annotation: item.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Fetches `reference`'s manifest; an index with exactly one entry is followed to it. Returns
+/// the image manifest and the descriptor of the image manifest (its digest is the artifact
+/// digest).
+///
+/// # Errors
+/// [`Error::GetManifest`] when a fetch fails, [`Error::AmbiguousIndex`] for an index that does
+/// not hold exactly one manifest.
+pub async fn resolve_image_manifest(
+    client: &client::Client,
+    reference: &Reference,
+) -> Result<(ImageManifest, Descriptor), Error> {
+    let get_err = |reference: &Reference| {
+        let reference = reference.to_string();
+        move |source| Error::GetManifest {
+            reference,
+            source: Box::new(source),
+        }
+    };
+    let reference = with_default_tag(reference);
+    let (manifest, descriptor, _) = client
+        .get_manifest(&reference)
+        .await
+        .map_err(get_err(&reference))?;
+    match manifest {
+        Manifest::Image(image) => Ok((image, descriptor)),
+        Manifest::Index(index) => {
+            let [entry] = index.manifests.as_slice() else {
+                return Err(Error::AmbiguousIndex {
+                    reference: reference.to_string(),
+                    count: index.manifests.len(),
+                });
+            };
+            let inner = reference.with_digest(entry.digest.clone());
+            let (manifest, descriptor, _) =
+                client.get_manifest(&inner).await.map_err(get_err(&inner))?;
+            match manifest {
+                Manifest::Image(image) => Ok((image, descriptor)),
+                Manifest::Index(index) => Err(Error::AmbiguousIndex {
+                    reference: inner.to_string(),
+                    count: index.manifests.len(),
+                }),
+            }
+        }
+    }
+}
+
+/// Picks the content layer: the first whose media type is `media_type` (default
+/// [`FLUX_CONTENT`](media_types::FLUX_CONTENT)), else the first layer (what Flux takes).
+/// `None` when there are no layers.
+pub fn select_layer<'a>(
+    manifest: &'a ImageManifest,
+    media_type: Option<&str>,
+) -> Option<&'a Descriptor> {
+    let wanted = media_type.unwrap_or(media_types::FLUX_CONTENT);
+    manifest
+        .layers
+        .iter()
+        .find(|l| l.media_type == wanted)
+        .or_else(|| manifest.layers.first())
+}
+
+/// `reference` with [`DEFAULT_TAG`] when it has neither tag nor digest.
+pub fn with_default_tag(reference: &Reference) -> Reference {
+    if reference.tag.is_none() && reference.digest.is_none() {
+        reference.with_tag(DEFAULT_TAG)
+    } else {
+        reference.clone()
+    }
+}
+
+/// The manifest annotation `key`, if present.
+fn annotation(manifest: &ImageManifest, key: &str) -> Option<String> {
+    manifest
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .cloned()
+}
+
+fn join_error(e: tokio::task::JoinError) -> Error {
+    Error::Task {
+        message: e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn annotations_need_exactly_one_equals_sign() {
+        let ok = parse_annotations(&["a=b", "c="]).unwrap();
+        assert_eq!(ok.get("a").map(String::as_str), Some("b"));
+        assert_eq!(ok.get("c").map(String::as_str), Some(""));
+        let err = parse_annotations(&["a=b=c"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid annotation a=b=c, must be in the format key=value"
+        );
+        assert!(parse_annotations(&["novalue"]).is_err());
+    }
+
+    #[test]
+    fn flux_config_blob_is_ggcrs_empty_image_config() {
+        assert_eq!(FLUX_CONFIG_BLOB.len(), 115);
+        assert_eq!(
+            Digest::sha256_of(FLUX_CONFIG_BLOB).to_string(),
+            "sha256:5b943e2b943f6c81dbbd4e2eca5121f4fcc39139e3d1219d6d89bd925b77d9fe"
+        );
+    }
+}
