@@ -1,0 +1,333 @@
+//! The command line, as clap derive structs. Doc comments are the `--help` text.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Package Kubernetes configuration as Flux OCI artifacts and push, pull, tag, list, diff and
+/// build them.
+///
+/// Status lines go to stderr (`►` action, `✔` success, `✗` error), machine output to stdout.
+/// Exit status: 0 on success, 1 on any failure (including usage errors, and `diff artifact`
+/// finding a difference).
+#[derive(Debug, Parser)]
+#[command(
+    name = "sourcectl",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Flags accepted by every command.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Timeout for the whole operation, e.g. `30s`, `5m`, `1h30m`.
+    #[arg(long, global = true, default_value = "5m", value_parser = parse_duration)]
+    pub(crate) timeout: Duration,
+    /// Credentials for the registry: `<username>:<password>`, or a lone token. Without it the
+    /// Docker config (`$DOCKER_CONFIG/config.json` or `~/.docker/config.json`, including
+    /// credential helpers) is used, else anonymous access.
+    #[arg(
+        long,
+        global = true,
+        value_name = "USER:PASSWORD|TOKEN",
+        hide_env_values = true
+    )]
+    pub(crate) creds: Option<String>,
+    /// Talk plain HTTP to the registry (no TLS).
+    #[arg(long, global = true)]
+    pub(crate) insecure_registry: bool,
+    /// PEM file of CA certificates to trust in addition to the system roots.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) ca_file: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS (with --key-file).
+    #[arg(long, global = true, value_name = "FILE", requires = "key_file")]
+    pub(crate) cert_file: Option<PathBuf>,
+    /// PEM private key of the client certificate (with --cert-file).
+    #[arg(long, global = true, value_name = "FILE", requires = "cert_file")]
+    pub(crate) key_file: Option<PathBuf>,
+    /// Log the registry requests and retries (to stderr).
+    #[arg(long, short = 'v', global = true)]
+    pub(crate) verbose: bool,
+}
+
+/// The verbs; each takes the noun `artifact` (`artifacts` for list), as Flux's CLI does.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Push artifacts.
+    #[command(subcommand)]
+    Push(PushNoun),
+    /// Pull artifacts.
+    #[command(subcommand)]
+    Pull(PullNoun),
+    /// Tag artifacts.
+    #[command(subcommand)]
+    Tag(TagNoun),
+    /// List artifacts.
+    #[command(subcommand)]
+    List(ListNoun),
+    /// Diff an artifact against a local tree.
+    #[command(subcommand)]
+    Diff(DiffNoun),
+    /// Build an artifact tarball locally.
+    #[command(subcommand)]
+    Build(BuildNoun),
+}
+
+/// `push artifact`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PushNoun {
+    /// Push the contents of a directory or file as a Flux OCI artifact.
+    Artifact(PushArgs),
+}
+
+/// `pull artifact`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PullNoun {
+    /// Pull an artifact and extract its content into a directory.
+    Artifact(PullArgs),
+}
+
+/// `tag artifact`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum TagNoun {
+    /// Add tags to an artifact.
+    Artifact(TagArgs),
+}
+
+/// `list artifacts`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ListNoun {
+    /// List the tags of a repository with their digest, source and revision.
+    Artifacts(ListArgs),
+}
+
+/// `diff artifact`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DiffNoun {
+    /// Compare an artifact's content with a local directory (exit 1 when they differ).
+    Artifact(DiffArgs),
+}
+
+/// `build artifact`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BuildNoun {
+    /// Build the artifact tarball of a directory or file into a local file.
+    Artifact(BuildArgs),
+}
+
+/// Format of `push artifact`'s machine output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// `{"url","repository","tag","digest"}`, indented.
+    Json,
+    /// The same keys as YAML.
+    Yaml,
+}
+
+/// Ignore rules shared by push, diff and build.
+#[derive(Debug, Args)]
+pub(crate) struct IgnoreArgs {
+    /// Paths to ignore in .gitignore format (comma-separated or repeated). Replaces the
+    /// defaults: `.git/,.gitignore,.gitmodules,.gitattributes,*.jpg,*.jpeg,*.gif,*.png,*.wmv,*.flv,*.tar.gz,*.zip`.
+    #[arg(long, value_delimiter = ',', value_name = "PATTERNS")]
+    pub(crate) ignore_paths: Option<Vec<String>>,
+}
+
+/// `sourcectl push artifact oci://<host>/<repo>:<tag> --path <dir|file> --source <url> --revision <rev>`
+#[derive(Debug, Args)]
+pub(crate) struct PushArgs {
+    /// Destination, `oci://<host>/<repository>[:<tag>]` (tag defaults to `latest`).
+    pub(crate) url: String,
+    /// Directory or single file to package.
+    #[arg(long, short = 'f', value_name = "PATH")]
+    pub(crate) path: PathBuf,
+    /// The source address, e.g. the Git URL (annotation org.opencontainers.image.source).
+    #[arg(long)]
+    pub(crate) source: String,
+    /// The source revision in the format '<branch|tag>@sha1:<commit-sha>' (annotation
+    /// org.opencontainers.image.revision).
+    #[arg(long)]
+    pub(crate) revision: String,
+    /// Custom OCI annotation in the format '<key>=<value>' (repeatable).
+    #[arg(long = "annotations", short = 'a', value_name = "KEY=VALUE")]
+    pub(crate) annotations: Vec<String>,
+    #[command(flatten)]
+    pub(crate) ignore: IgnoreArgs,
+    /// Ensure reproducible image digests by setting the created timestamp to
+    /// '1970-01-01T00:00:00Z'.
+    #[arg(long)]
+    pub(crate) reproducible: bool,
+    /// Print the pushed reference and digest to stdout in this format.
+    #[arg(long, short = 'o', value_enum)]
+    pub(crate) output: Option<OutputFormat>,
+}
+
+/// `sourcectl pull artifact oci://... --output <dir>`
+#[derive(Debug, Args)]
+pub(crate) struct PullArgs {
+    /// Source, `oci://<host>/<repository>[:<tag>|@<digest>]`.
+    pub(crate) url: String,
+    /// Existing directory the artifact content is extracted into.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub(crate) output: PathBuf,
+    /// Refuse artifacts whose extracted content exceeds this many bytes.
+    #[arg(long, default_value_t = registry::extract::DEFAULT_MAX_SIZE_BYTES, value_name = "BYTES")]
+    pub(crate) max_size_bytes: u64,
+    /// Refuse artifacts with more entries than this.
+    #[arg(long, default_value_t = registry::extract::DEFAULT_MAX_FILES, value_name = "COUNT")]
+    pub(crate) max_files: u64,
+}
+
+/// `sourcectl tag artifact oci://...:<tag> --tag <new>...`
+#[derive(Debug, Args)]
+pub(crate) struct TagArgs {
+    /// The artifact to tag, `oci://<host>/<repository>:<tag>` or `@<digest>`.
+    pub(crate) url: String,
+    /// New tag (repeatable or comma-separated).
+    #[arg(long, required = true, value_delimiter = ',')]
+    pub(crate) tag: Vec<String>,
+}
+
+/// `sourcectl list artifacts oci://<host>/<repo>`
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Repository, `oci://<host>/<repository>`.
+    pub(crate) url: String,
+    /// Keep tags matching this semver constraint, e.g. '>=1.0.0 <2.0.0' or '1.x'.
+    #[arg(long, value_name = "CONSTRAINT")]
+    pub(crate) filter_semver: Option<String>,
+    /// Keep tags matching this regular expression (unanchored).
+    #[arg(long, value_name = "REGEX")]
+    pub(crate) filter_regex: Option<String>,
+}
+
+/// `sourcectl diff artifact oci://... --path <dir>`
+#[derive(Debug, Args)]
+pub(crate) struct DiffArgs {
+    /// The artifact, `oci://<host>/<repository>[:<tag>|@<digest>]`.
+    pub(crate) url: String,
+    /// Local directory or file to compare with.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) path: PathBuf,
+    #[command(flatten)]
+    pub(crate) ignore: IgnoreArgs,
+}
+
+/// `sourcectl build artifact --path <dir> --output <file>`
+#[derive(Debug, Args)]
+pub(crate) struct BuildArgs {
+    /// Directory or single file to package.
+    #[arg(long, short = 'p', value_name = "PATH")]
+    pub(crate) path: PathBuf,
+    /// File the tarball is written to.
+    #[arg(long, short = 'o', default_value = "artifact.tgz", value_name = "FILE")]
+    pub(crate) output: PathBuf,
+    #[command(flatten)]
+    pub(crate) ignore: IgnoreArgs,
+}
+
+/// Parses Go-style durations: a sequence of `<number><unit>` with units `ms`, `s`, `m`, `h`
+/// (e.g. `90s`, `1m30s`, `1.5h`); a bare `0` is zero.
+pub(crate) fn parse_duration(input: &str) -> Result<Duration, String> {
+    let bad = || format!("invalid duration {input:?} (want e.g. 30s, 5m, 1h30m)");
+    if input == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let mut rest = input;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (num, tail) = rest.split_at(num_len);
+        let value: f64 = num.parse().map_err(|_| bad())?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let seconds = match unit {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        total += value * seconds;
+        rest = tail;
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_like_go() {
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn push_parses_flux_flags() {
+        let cli = Cli::try_parse_from([
+            "sourcectl",
+            "push",
+            "artifact",
+            "oci://localhost:5000/app:v1",
+            "-f",
+            "./deploy",
+            "--source",
+            "git@x",
+            "--revision",
+            "main@sha1:abc",
+            "-a",
+            "k=v",
+            "-a",
+            "k2=v2",
+            "--ignore-paths",
+            "a,b",
+            "--reproducible",
+            "-o",
+            "json",
+            "--creds",
+            "u:p",
+            "--insecure-registry",
+        ])
+        .unwrap();
+        let Command::Push(PushNoun::Artifact(args)) = cli.command else {
+            panic!("push")
+        };
+        assert_eq!(args.annotations, ["k=v", "k2=v2"]);
+        assert_eq!(
+            args.ignore.ignore_paths,
+            Some(vec!["a".to_owned(), "b".to_owned()])
+        );
+        assert_eq!(args.output, Some(OutputFormat::Json));
+        assert!(cli.global.insecure_registry);
+        assert_eq!(cli.global.creds.as_deref(), Some("u:p"));
+    }
+}

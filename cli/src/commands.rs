@@ -1,0 +1,31 @@
+//! One thin module per command: validate flags, call `registry::artifact`, render.
+
+pub(crate) mod build;
+pub(crate) mod diff;
+pub(crate) mod list;
+pub(crate) mod pull;
+pub(crate) mod push;
+pub(crate) mod tag;
+
+use anyhow::Context;
+use registry::Matcher;
+
+use crate::args::IgnoreArgs;
+
+/// The ignore matcher for `--ignore-paths` (replacing Flux's defaults when given).
+pub(crate) fn ignore_matcher(args: &IgnoreArgs) -> anyhow::Result<Matcher> {
+    Matcher::flux_cli(args.ignore_paths.as_deref()).context("parsing --ignore-paths")
+}
+
+/// Checks that `path` exists, with Flux's message.
+pub(crate) fn check_source_path(path: &std::path::Path) -> anyhow::Result<()> {
+    if path.as_os_str().is_empty() {
+        anyhow::bail!("invalid path \"\"");
+    }
+    std::fs::metadata(path).map(|_| ()).with_context(|| {
+        format!(
+            "invalid path '{}', must point to an existing directory or file",
+            path.display()
+        )
+    })
+}

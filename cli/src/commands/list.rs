@@ -1,0 +1,94 @@
+//! `sourcectl list artifacts`: a table on stdout, as Flux prints it.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use registry::artifact::{self, SemverFilter, TagRow};
+
+use crate::args::{GlobalArgs, ListArgs};
+use crate::connect;
+
+pub(crate) async fn run(global: &GlobalArgs, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let reference = connect::parse_url(&args.url)?;
+    let semver = args
+        .filter_semver
+        .as_deref()
+        .map(SemverFilter::parse)
+        .transpose()?;
+    let regex = args
+        .filter_regex
+        .as_deref()
+        .map(|r| regex::Regex::new(r).with_context(|| format!("regex '{r}' parse error")))
+        .transpose()?;
+    let client = connect::client(global)?;
+    let filter = move |tag: &str| {
+        semver.as_ref().is_none_or(|f| f.matches_tag(tag))
+            && regex.as_ref().is_none_or(|r| r.is_match(tag))
+    };
+    let rows = artifact::list(&client, &reference, &filter)
+        .await
+        .context("listing artifacts failed")?;
+    print!("{}", render_table(&rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Flux's table: upper-case header, cells padded to the column width, each followed by a tab.
+fn render_table(rows: &[TagRow]) -> String {
+    let header = ["ARTIFACT", "DIGEST", "SOURCE", "REVISION"];
+    let body: Vec<[String; 4]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.reference.to_string(),
+                r.digest.to_string(),
+                r.source.clone(),
+                r.revision.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &body {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: [&str; 4]| {
+        for (cell, w) in cells.iter().zip(widths) {
+            out.push_str(&format!("{cell:<w$}\t"));
+        }
+        out.push('\n');
+    };
+    line(header);
+    for row in &body {
+        line([&row[0], &row[1], &row[2], &row[3]]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_cells_are_padded_and_tab_terminated() {
+        let row = TagRow {
+            tag: "v1".into(),
+            reference: "localhost:5000/app:v1".parse().unwrap(),
+            digest: registry::Digest::sha256_of(b"x"),
+            source: "git".into(),
+            revision: "main@sha1:abc".into(),
+        };
+        let table = render_table(&[row]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[0].starts_with("ARTIFACT             \tDIGEST"),
+            "{table}"
+        );
+        assert!(
+            lines[1].starts_with("localhost:5000/app:v1\tsha256:"),
+            "{table}"
+        );
+        assert!(lines[1].ends_with("main@sha1:abc\t"));
+    }
+}

@@ -1,0 +1,63 @@
+//! `sourcectl pull artifact`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use registry::artifact::{self, PullOptions};
+use registry::extract::Limits;
+
+use crate::args::{GlobalArgs, PullArgs};
+use crate::connect;
+use crate::status::{self, Transfer};
+
+pub(crate) async fn run(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<ExitCode> {
+    if args.output.as_os_str().is_empty() {
+        bail!("output path cannot be empty");
+    }
+    match std::fs::metadata(&args.output) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => bail!(
+            "invalid output path \"{}\": not a directory",
+            args.output.display()
+        ),
+        Err(e) => bail!("invalid output path \"{}\": {e}", args.output.display()),
+    }
+    let reference = connect::parse_url(&args.url)?;
+    let client = connect::client(global)?;
+    status::action(&format!("pulling artifact from {}", args.url));
+    let transfer = Transfer::start("pulling");
+    let options = PullOptions {
+        limits: Limits {
+            max_size_bytes: args.max_size_bytes,
+            max_files: args.max_files,
+        },
+        layer_media_type: None,
+        progress: transfer.callback(),
+    };
+    let result = artifact::pull(&client, &reference, &args.output, options).await;
+    transfer.finish();
+    let pulled = result.context("pulling artifact failed")?;
+    if let Some(source) = pulled.source.as_deref().filter(|s| !s.is_empty()) {
+        status::success(&format!("source {source}"));
+    }
+    if let Some(revision) = pulled.revision.as_deref().filter(|s| !s.is_empty()) {
+        status::success(&format!("revision {revision}"));
+    }
+    status::success(&format!(
+        "digest {}@{}",
+        connect::repository(&pulled.reference),
+        pulled.digest
+    ));
+    if !pulled.extracted.skipped.is_empty() {
+        eprintln!(
+            "⚠️ skipped {} links or special files: {}",
+            pulled.extracted.skipped.len(),
+            pulled.extracted.skipped.join(", ")
+        );
+    }
+    status::success(&format!(
+        "artifact content extracted to {}",
+        args.output.display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
