@@ -1,0 +1,95 @@
+use super::*;
+
+fn check(constraint: &str, version: &str) -> bool {
+    let c: SemverConstraint = constraint
+        .parse()
+        .unwrap_or_else(|e| panic!("{constraint}: {e}"));
+    let v = parse_loose_version(version).unwrap_or_else(|| panic!("version {version}"));
+    c.matches(&v)
+}
+
+#[test]
+fn masterminds_cases_match() {
+    let cases = [
+        ("*", "1.2.3", true),
+        ("*", "1.2.3-beta", false),
+        ("1.x", "1.9.0", true),
+        ("1.x", "2.0.0", false),
+        ("1.2.x", "1.2.9", true),
+        ("1.2.x", "1.3.0", false),
+        ("1.2", "1.2.5", true),
+        ("=1.2.3", "1.2.3", true),
+        ("1.2.3", "1.2.4", false),
+        ("v1.2.3", "1.2.3", true),
+        ("!=1.2.3", "1.2.4", true),
+        ("!=1.2.3", "1.2.3", false),
+        ("!=1.x", "1.5.0", false),
+        ("!=1.x", "2.0.0", true),
+        (">1.2", "1.2.9", false),
+        (">1.2", "1.3.0", true),
+        (">11", "11.1.0", false),
+        (">1.2.3", "1.2.4", true),
+        ("<1.2.3", "1.2.2", true),
+        ("<1.2.3", "1.2.3", false),
+        ("<=1.2", "1.2.9", true),
+        ("<=1.2", "1.3.0", false),
+        (">=1.0.0 <2.0.0", "1.9.9", true),
+        (">=1.0.0 <2.0.0", "2.0.0", false),
+        (">= 1.0, < 2", "1.0.0", true),
+        (">= 1.0, < 2", "2.0.0", false),
+        ("~1.2", "1.2.7", true),
+        ("~1.2", "1.3.0", false),
+        ("~1.2.3", "1.2.2", false),
+        ("~1", "1.9.0", true),
+        ("~1", "2.0.0", false),
+        ("~>1.2.3", "1.2.9", true),
+        ("~0.0.0", "5.0.0", true),
+        ("^1", "1.9.9", true),
+        ("^1", "2.0.0", false),
+        ("^1.2.3", "1.2.2", false),
+        ("^0.2.3", "0.2.9", true),
+        ("^0.2.3", "0.3.0", false),
+        ("^0.0.3", "0.0.3", true),
+        ("^0.0.3", "0.0.4", false),
+        ("^0", "0.9.0", true),
+        ("^0", "1.0.0", false),
+        ("1.x || >=3.0.0", "2.0.0", false),
+        ("1.x || >=3.0.0", "3.1.0", true),
+        ("1.2 - 1.4.5", "1.4.5", true),
+        ("1.2 - 1.4.5", "1.4.6", false),
+        (">=1.0.0-0", "1.2.0-rc.1", true),
+        (">=1.0.0-0 <2.0.0", "1.2.0-rc.1", true),
+        (">=1.0.0", "1.2.0-rc.1", false),
+        ("1.0.x-0", "1.0.5-rc.1", true),
+        ("=1.2.3-beta", "1.2.3-beta", true),
+        (">1.2.3-alpha", "1.2.3-beta", true),
+    ];
+    for (c, v, want) in cases {
+        assert_eq!(check(c, v), want, "{c} vs {v}");
+    }
+}
+
+#[test]
+fn improper_constraints_are_rejected() {
+    for bad in [
+        "",
+        "foo",
+        ">=1.0.0 <",
+        "1.2.3.4",
+        "~~1",
+        "a || b",
+        ">= 1 &&< 2",
+    ] {
+        assert!(bad.parse::<SemverConstraint>().is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn flux_versions_need_three_parts() {
+    assert!(parse_flux_version("1.2").is_none());
+    assert_eq!(
+        parse_flux_version("v1.2.3").unwrap(),
+        semver::Version::new(1, 2, 3)
+    );
+    assert!(parse_flux_version("6.0.3+1").is_some());
+}
