@@ -434,12 +434,14 @@ impl Writer {
         })();
         match result {
             Ok(()) => {
+                // Publish before answering: once a writer has its reply, every watcher has
+                // been offered the change (and bookmarks may name its revision).
                 let changes: Vec<Arc<Change>> = changes.into_iter().map(Arc::new).collect();
-                for (reply, outcome) in replies {
-                    let _ = reply.send(outcome);
-                }
                 if !changes.is_empty() {
                     self.hub.publish(&changes, self.revision);
+                }
+                for (reply, outcome) in replies {
+                    let _ = reply.send(outcome);
                 }
             }
             Err(e) => {

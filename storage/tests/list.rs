@@ -1,0 +1,354 @@
+//! List: ordering, selectors, limit/continue paging at a pinned revision, 410 on compaction.
+
+mod support;
+
+use serde_json::json;
+use storage::{
+    DeleteOptions, Error, ListOptions, ObjectStore, Retention, SqliteConfig, UpdatePart,
+    WriteOptions,
+};
+use support::*;
+
+const W: WriteOptions = WriteOptions { dry_run: false };
+
+fn names(items: &[serde_json::Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|o| {
+            format!(
+                "{}/{}",
+                o["metadata"]["namespace"].as_str().unwrap(),
+                o["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+async fn seed(t: &TestStore) {
+    for (ns, name, labels) in [
+        ("b", "one", json!({"app": "web", "tier": "front"})),
+        ("a", "two", json!({"app": "db"})),
+        ("a", "one", json!({"app": "web"})),
+        ("c", "three", json!({})),
+    ] {
+        t.store
+            .create(&key(ns, name), with_labels(repo(name), labels), W)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn lists_are_sorted_by_namespace_and_name_and_scoped() {
+    let t = open().await;
+    seed(&t).await;
+    let all = t
+        .store
+        .list(&repos(), None, &ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(names(&all.items), ["a/one", "a/two", "b/one", "c/three"]);
+    assert_eq!(all.resource_version.0, 4);
+    assert_eq!(all.continue_token, None);
+    assert_eq!(all.remaining_item_count, None);
+    let a = t
+        .store
+        .list(&repos(), Some("a"), &ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(names(&a.items), ["a/one", "a/two"]);
+    let other = storage::ResourceKey::new("source.toolkit.fluxcd.io", "helmcharts");
+    assert!(
+        t.store
+            .list(&other, None, &ListOptions::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn label_and_field_selectors_filter_lists() {
+    let t = open().await;
+    seed(&t).await;
+    let list = |l: Option<&str>, f: Option<&str>| {
+        let opts = ListOptions {
+            label_selector: l.map(Into::into),
+            field_selector: f.map(Into::into),
+            ..Default::default()
+        };
+        let store = t.store.clone();
+        async move { store.list(&repos(), None, &opts).await }
+    };
+    assert_eq!(
+        names(&list(Some("app=web"), None).await.unwrap().items),
+        ["a/one", "b/one"]
+    );
+    assert_eq!(
+        names(&list(Some("app!=web"), None).await.unwrap().items),
+        ["a/two", "c/three"]
+    );
+    assert_eq!(
+        names(
+            &list(Some("app in (db,web),tier"), None)
+                .await
+                .unwrap()
+                .items
+        ),
+        ["b/one"]
+    );
+    assert_eq!(
+        names(&list(Some("app notin (web)"), None).await.unwrap().items),
+        ["a/two", "c/three"]
+    );
+    assert_eq!(
+        names(&list(Some("!app"), None).await.unwrap().items),
+        ["c/three"]
+    );
+    assert_eq!(
+        names(&list(None, Some("metadata.name=one")).await.unwrap().items),
+        ["a/one", "b/one"]
+    );
+    assert_eq!(
+        names(
+            &list(Some("app=web"), Some("metadata.namespace!=a"))
+                .await
+                .unwrap()
+                .items
+        ),
+        ["b/one"]
+    );
+    let err = list(None, Some("spec.url=x")).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidFieldSelector { .. }));
+    assert_eq!(err.to_string(), "field label not supported: spec.url");
+    assert_eq!(err.status_code(), 400);
+    let err = list(Some("app in web"), None).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidSelector { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn pages_form_one_consistent_snapshot() {
+    let t = open().await;
+    for i in 0..10 {
+        let name = format!("o{i}");
+        t.store
+            .create(&key("ns", &name), repo(&name), W)
+            .await
+            .unwrap();
+    }
+    let first = t
+        .store
+        .list(
+            &repos(),
+            None,
+            &ListOptions {
+                limit: Some(4),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&first.items), ["ns/o0", "ns/o1", "ns/o2", "ns/o3"]);
+    assert_eq!(first.remaining_item_count, Some(6));
+    let snapshot = first.resource_version;
+    // change the collection between pages
+    t.store
+        .delete(&key("ns", "o5"), DeleteOptions::default())
+        .await
+        .unwrap();
+    t.store
+        .create(&key("ns", "o45"), repo("o45"), W)
+        .await
+        .unwrap();
+    let mut o6 = t.store.get(&key("ns", "o6")).await.unwrap();
+    let o6_before = o6.clone();
+    o6["spec"]["url"] = json!("oci://changed");
+    t.store
+        .update(&key("ns", "o6"), o6, UpdatePart::Main, W)
+        .await
+        .unwrap();
+
+    let mut token = first.continue_token.clone();
+    let mut rest = Vec::new();
+    while let Some(tok) = token {
+        let page = t
+            .store
+            .list(
+                &repos(),
+                None,
+                &ListOptions {
+                    limit: Some(4),
+                    continue_token: Some(tok),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(page.resource_version, snapshot);
+        rest.extend(page.items);
+        token = page.continue_token;
+    }
+    assert_eq!(
+        names(&rest),
+        ["ns/o4", "ns/o5", "ns/o6", "ns/o7", "ns/o8", "ns/o9"]
+    );
+    assert_eq!(rest[2], o6_before, "o6 as it was at the snapshot");
+    // a fresh list sees the changes
+    let now = t
+        .store
+        .list(&repos(), None, &ListOptions::default())
+        .await
+        .unwrap();
+    assert!(names(&now.items).contains(&"ns/o45".to_string()));
+    assert!(!names(&now.items).contains(&"ns/o5".to_string()));
+}
+
+#[tokio::test]
+async fn a_selector_page_continues_only_when_more_items_match() {
+    let t = open().await;
+    for i in 0..6 {
+        let name = format!("o{i}");
+        let app = if i % 2 == 0 { "web" } else { "db" };
+        t.store
+            .create(
+                &key("ns", &name),
+                with_labels(repo(&name), json!({"app": app})),
+                W,
+            )
+            .await
+            .unwrap();
+    }
+    let opts = ListOptions {
+        label_selector: Some("app=web".into()),
+        limit: Some(2),
+        ..Default::default()
+    };
+    let first = t.store.list(&repos(), None, &opts).await.unwrap();
+    assert_eq!(names(&first.items), ["ns/o0", "ns/o2"]);
+    assert!(first.continue_token.is_some());
+    assert_eq!(
+        first.remaining_item_count, None,
+        "not counted with a selector, as upstream"
+    );
+    let second = t
+        .store
+        .list(
+            &repos(),
+            None,
+            &ListOptions {
+                continue_token: first.continue_token,
+                ..opts.clone()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&second.items), ["ns/o4"]);
+    assert_eq!(second.continue_token, None);
+}
+
+#[tokio::test]
+async fn a_compacted_continue_token_is_expired_and_a_garbled_one_invalid() {
+    let t = open_with(SqliteConfig {
+        retention: Retention::Revisions(2),
+        ..Default::default()
+    })
+    .await;
+    for i in 0..5 {
+        let name = format!("o{i}");
+        t.store
+            .create(&key("ns", &name), repo(&name), W)
+            .await
+            .unwrap();
+    }
+    let first = t
+        .store
+        .list(
+            &repos(),
+            None,
+            &ListOptions {
+                limit: Some(2),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    for i in 5..10 {
+        let name = format!("o{i}");
+        t.store
+            .create(&key("ns", &name), repo(&name), W)
+            .await
+            .unwrap();
+    }
+    assert_eq!(t.store.compact().await.unwrap().0, 8);
+    let err = t
+        .store
+        .list(
+            &repos(),
+            None,
+            &ListOptions {
+                limit: Some(2),
+                continue_token: first.continue_token,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_expired(), "{err:?}");
+    assert_eq!(err.status_code(), 410);
+    assert!(
+        err.to_string()
+            .starts_with("The provided continue parameter is too old")
+    );
+
+    for garbage in ["!!!", "eyJ4IjoxfQ", "abc"] {
+        let err = t
+            .store
+            .list(
+                &repos(),
+                None,
+                &ListOptions {
+                    continue_token: Some(garbage.into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::InvalidContinue { .. }),
+            "{garbage}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn ten_thousand_objects_list_in_one_page() {
+    let t = open().await;
+    let mut tasks = Vec::new();
+    for w in 0..16 {
+        let store = t.store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..2000).step_by(16) {
+                let name = format!("o{i:05}");
+                store
+                    .create(&key("ns", &name), repo(&name), W)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let page = t
+        .store
+        .list(&repos(), None, &ListOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 2000);
+    assert!(
+        page.items
+            .windows(2)
+            .all(|w| w[0]["metadata"]["name"].as_str() < w[1]["metadata"]["name"].as_str())
+    );
+}

@@ -1,0 +1,308 @@
+//! Watch: initial state, resume from a revision, selectors, bookmarks, 410s, slow watchers.
+
+mod support;
+
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use serde_json::json;
+use storage::{
+    DeleteOptions, ObjectStore, Retention, Revision, SqliteConfig, UpdatePart, WatchEventType,
+    WatchOptions, WriteOptions,
+};
+use support::*;
+
+const W: WriteOptions = WriteOptions { dry_run: false };
+
+fn from(rv: u64) -> WatchOptions {
+    WatchOptions {
+        resource_version: Some(Revision(rv)),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn a_watch_without_resource_version_starts_with_the_current_state() {
+    let t = open().await;
+    t.store.create(&key("ns", "a"), repo("a"), W).await.unwrap();
+    t.store
+        .create(&key("other", "b"), repo("b"), W)
+        .await
+        .unwrap();
+    for (i, opts) in [WatchOptions::default(), from(0)].into_iter().enumerate() {
+        let mut w = t.store.watch(&repos(), Some("ns"), opts).await.unwrap();
+        let ev = next(&mut w).await;
+        assert_eq!(ev.event_type, WatchEventType::Added);
+        assert_eq!(ev.object["metadata"]["name"], "a");
+        if i == 1 {
+            assert_eq!(next(&mut w).await.object["metadata"]["name"], "c0");
+        }
+        let name = format!("c{i}");
+        let c = t
+            .store
+            .create(&key("ns", &name), repo(&name), W)
+            .await
+            .unwrap();
+        let ev = next(&mut w).await;
+        assert_eq!(ev.event_type, WatchEventType::Added);
+        assert_eq!(ev.object, c);
+    }
+}
+
+#[tokio::test]
+async fn a_watch_from_a_revision_replays_every_later_change_in_order() {
+    let t = open().await;
+    let k = key("ns", "a");
+    let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
+    let mut change = v1.clone();
+    change["spec"]["url"] = json!("oci://x");
+    let v2 = t
+        .store
+        .update(&k, change, UpdatePart::Main, W)
+        .await
+        .unwrap();
+    t.store.delete(&k, DeleteOptions::default()).await.unwrap();
+
+    let mut w = t.store.watch(&repos(), None, from(rv(&v1))).await.unwrap();
+    let ev = next(&mut w).await;
+    assert_eq!(
+        (ev.event_type, ev.object.clone()),
+        (WatchEventType::Modified, v2.clone())
+    );
+    let ev = next(&mut w).await;
+    assert_eq!(ev.event_type, WatchEventType::Deleted);
+    assert_eq!(
+        rv(&ev.object),
+        rv(&v2) + 1,
+        "DELETED carries the deletion revision"
+    );
+    assert_eq!(ev.object["spec"], v2["spec"]);
+    // then live changes, with no duplicates
+    let v3 = t.store.create(&k, repo("a"), W).await.unwrap();
+    let ev = next(&mut w).await;
+    assert_eq!((ev.event_type, ev.object), (WatchEventType::Added, v3));
+
+    // from revision 0 of history: everything
+    let mut all = t.store.watch(&repos(), None, from(0)).await.unwrap();
+    assert_eq!(next(&mut all).await.event_type, WatchEventType::Added);
+}
+
+#[tokio::test]
+async fn label_selector_watches_see_objects_enter_and_leave() {
+    let t = open().await;
+    let k = key("ns", "a");
+    let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
+    let opts = WatchOptions {
+        resource_version: Some(Revision(rv(&v1))),
+        label_selector: Some("app=web".into()),
+        ..Default::default()
+    };
+    let mut w = t.store.watch(&repos(), None, opts).await.unwrap();
+    let v2 = t
+        .store
+        .update(
+            &k,
+            with_labels(v1.clone(), json!({"app": "web"})),
+            UpdatePart::Main,
+            W,
+        )
+        .await
+        .unwrap();
+    let ev = next(&mut w).await;
+    assert_eq!(
+        (ev.event_type, ev.object),
+        (WatchEventType::Added, v2.clone())
+    );
+    let v3 = t
+        .store
+        .update(
+            &k,
+            with_labels(v2.clone(), json!({"app": "web", "x": "y"})),
+            UpdatePart::Main,
+            W,
+        )
+        .await
+        .unwrap();
+    let ev = next(&mut w).await;
+    assert_eq!(
+        (ev.event_type, ev.object),
+        (WatchEventType::Modified, v3.clone())
+    );
+    let v4 = t
+        .store
+        .update(
+            &k,
+            with_labels(v3.clone(), json!({"app": "db"})),
+            UpdatePart::Main,
+            W,
+        )
+        .await
+        .unwrap();
+    let ev = next(&mut w).await;
+    assert_eq!(ev.event_type, WatchEventType::Deleted);
+    assert_eq!(
+        ev.object["metadata"]["labels"]["app"], "web",
+        "the old state"
+    );
+    assert_eq!(rv(&ev.object), rv(&v4));
+    // field selector on the name
+    let opts = WatchOptions {
+        field_selector: Some("metadata.name=b".into()),
+        ..from(rv(&v4))
+    };
+    let mut by_name = t.store.watch(&repos(), None, opts).await.unwrap();
+    t.store.create(&key("ns", "c"), repo("c"), W).await.unwrap();
+    let b = t.store.create(&key("ns", "b"), repo("b"), W).await.unwrap();
+    assert_eq!(next(&mut by_name).await.object, b);
+    let bad = WatchOptions {
+        field_selector: Some("spec.url=x".into()),
+        ..Default::default()
+    };
+    assert!(t.store.watch(&repos(), None, bad).await.is_err());
+}
+
+#[tokio::test]
+async fn a_watch_from_a_compacted_revision_is_expired() {
+    let t = open_with(SqliteConfig {
+        retention: Retention::Revisions(3),
+        ..Default::default()
+    })
+    .await;
+    for i in 0..10 {
+        let name = format!("o{i}");
+        t.store
+            .create(&key("ns", &name), repo(&name), W)
+            .await
+            .unwrap();
+    }
+    assert_eq!(t.store.compact().await.unwrap(), Revision(7));
+    let err = t
+        .store
+        .watch(&repos(), None, from(2))
+        .await
+        .err()
+        .expect("expired");
+    assert!(err.is_expired());
+    assert_eq!(err.to_string(), "too old resource version: 2 (7)");
+    // at the window's edge it works
+    let mut w = t.store.watch(&repos(), None, from(7)).await.unwrap();
+    assert_eq!(rv(&next(&mut w).await.object), 8);
+}
+
+#[tokio::test]
+async fn a_slow_watcher_is_ended_with_expired_and_memory_stays_bounded() {
+    let t = open_with(SqliteConfig {
+        watch_buffer: 4,
+        ..Default::default()
+    })
+    .await;
+    let mut w = t.store.watch(&repos(), None, from(0)).await.unwrap();
+    for i in 0..10 {
+        let name = format!("o{i}");
+        t.store
+            .create(&key("ns", &name), repo(&name), W)
+            .await
+            .unwrap();
+    }
+    let mut delivered = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), w.next())
+            .await
+            .unwrap()
+        {
+            Some(Ok(_)) => delivered += 1,
+            Some(Err(e)) => {
+                assert!(e.is_expired(), "{e:?}");
+                break;
+            }
+            None => panic!("the stream must end with an error"),
+        }
+    }
+    assert_eq!(delivered, 4);
+    assert!(w.next().await.is_none());
+}
+
+#[tokio::test]
+async fn send_initial_events_ends_with_an_annotated_bookmark() {
+    let t = open().await;
+    t.store.create(&key("ns", "a"), repo("a"), W).await.unwrap();
+    t.store.create(&key("ns", "b"), repo("b"), W).await.unwrap();
+    let opts = WatchOptions {
+        bookmarks: true,
+        send_initial_events: true,
+        ..Default::default()
+    };
+    let mut w = t.store.watch(&repos(), None, opts).await.unwrap();
+    assert_eq!(next(&mut w).await.event_type, WatchEventType::Added);
+    assert_eq!(next(&mut w).await.event_type, WatchEventType::Added);
+    let bm = next(&mut w).await;
+    assert_eq!(bm.event_type, WatchEventType::Bookmark);
+    assert_eq!(
+        bm.object,
+        json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+               "metadata": {"resourceVersion": "2", "annotations": {"k8s.io/initial-events-end": "true"}}})
+    );
+}
+
+#[tokio::test]
+async fn bookmarks_arrive_every_interval_on_a_paused_clock() {
+    let t = open().await;
+    let v = t.store.create(&key("ns", "a"), repo("a"), W).await.unwrap();
+    let opts = WatchOptions {
+        bookmarks: true,
+        ..from(rv(&v))
+    };
+    let mut w = t.store.watch(&repos(), None, opts).await.unwrap();
+    // a change in another collection moves the bookmark revision too
+    let other = storage::ResourceKey::new("source.toolkit.fluxcd.io", "helmcharts");
+    t.store
+        .create(&other.object("ns", "h"), repo("h"), W)
+        .await
+        .unwrap();
+    tokio::time::pause();
+    let started = tokio::time::Instant::now();
+    let bm = w.next().await.unwrap().unwrap();
+    assert_eq!(bm.event_type, WatchEventType::Bookmark);
+    assert!(started.elapsed() >= Duration::from_secs(60));
+    assert_eq!(bm.object["metadata"]["resourceVersion"], "2");
+    assert_eq!(bm.object["kind"], "OCIRepository");
+    tokio::time::resume();
+    let b = t.store.create(&key("ns", "b"), repo("b"), W).await.unwrap();
+    assert_eq!(next(&mut w).await.object, b);
+}
+
+#[tokio::test]
+async fn closing_the_store_ends_watches() {
+    let t = open().await;
+    let mut w = t
+        .store
+        .watch(&repos(), None, WatchOptions::default())
+        .await
+        .unwrap();
+    t.store.close().await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(10), w.next())
+        .await
+        .unwrap();
+    assert!(matches!(end, Some(Err(storage::Error::Closed))), "{end:?}");
+}
+
+#[tokio::test]
+async fn many_watchers_each_see_every_change_in_order() {
+    let t = open().await;
+    let mut watchers = Vec::new();
+    for _ in 0..20 {
+        watchers.push(t.store.watch(&repos(), None, from(0)).await.unwrap());
+    }
+    for i in 0..50 {
+        let name = format!("o{i}");
+        t.store
+            .create(&key("ns", &name), repo(&name), W)
+            .await
+            .unwrap();
+    }
+    for w in &mut watchers {
+        for expected in 1..=50 {
+            assert_eq!(rv(&next(w).await.object), expected);
+        }
+    }
+}
