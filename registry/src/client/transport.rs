@@ -1,0 +1,685 @@
+//! The HTTP layer: builds the `reqwest` client (TLS, identity, proxy, timeouts), sends one
+//! logical request with authentication (Basic / Bearer token flow, re-auth on 401) and retries
+//! (429, 5xx, connect errors, timeouts; `Retry-After`), and classifies failures.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt as _;
+use reqwest::header::{self, HeaderMap, HeaderValue};
+use reqwest::{Method, Response, StatusCode};
+use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+use url::Url;
+
+use super::auth::{Challenge, TokenCache, TokenResponse, parse_challenge};
+use super::docker_config::Resolved;
+use super::{ClientConfig, Credentials, Error, ProgressFn, Result};
+use crate::reference::Reference;
+
+/// Cap for token responses held in memory: 1 MiB.
+const MAX_TOKEN_BYTES: u64 = 1024 * 1024;
+/// How much of an error body is kept for messages: 4 KiB.
+const MAX_ERROR_BODY_BYTES: u64 = 4 * 1024;
+
+/// What a request needs on the repository.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Access {
+    Pull,
+    Push,
+}
+
+/// A replayable request body.
+#[derive(Clone)]
+pub(crate) enum Payload {
+    Empty,
+    Bytes(Bytes),
+    /// `len` bytes of `path` from `offset`; `progress` is called with `base + bytes sent`.
+    File {
+        path: PathBuf,
+        offset: u64,
+        len: u64,
+        progress: Option<(ProgressFn, u64)>,
+    },
+}
+
+/// One logical request against a repository.
+pub(crate) struct Req<'a> {
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) headers: HeaderMap,
+    pub(crate) payload: Payload,
+    pub(crate) reference: &'a Reference,
+    pub(crate) access: Access,
+}
+
+impl<'a> Req<'a> {
+    pub(crate) fn new(method: Method, url: Url, reference: &'a Reference, access: Access) -> Self {
+        Req {
+            method,
+            url,
+            headers: HeaderMap::new(),
+            payload: Payload::Empty,
+            reference,
+            access,
+        }
+    }
+
+    pub(crate) fn header(mut self, name: header::HeaderName, value: &str) -> Self {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            self.headers.insert(name, v);
+        }
+        self
+    }
+
+    pub(crate) fn payload(mut self, payload: Payload) -> Self {
+        self.payload = payload;
+        self
+    }
+}
+
+pub(crate) struct Transport {
+    pub(crate) http: reqwest::Client,
+    pub(crate) config: ClientConfig,
+    tokens: parking_lot::Mutex<TokenCache>,
+    challenges: parking_lot::Mutex<HashMap<String, Challenge>>,
+    creds: parking_lot::Mutex<HashMap<String, Resolved>>,
+}
+
+impl Transport {
+    pub(crate) fn new(config: ClientConfig) -> Result<Self> {
+        let invalid = |message: String| Error::InvalidConfig { message };
+        let mut b = reqwest::Client::builder()
+            .user_agent(config.user_agent.clone())
+            .connect_timeout(config.timeout)
+            .read_timeout(config.timeout)
+            .tls_built_in_root_certs(true)
+            .min_tls_version(reqwest::tls::Version::TLS_1_2);
+        for pem in &config.ca_certs_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| invalid(format!("invalid CA certificate PEM: {e}")))?;
+            if certs.is_empty() {
+                return Err(invalid("CA certificate PEM holds no certificate".into()));
+            }
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        if let Some(id) = &config.client_identity {
+            // Accept PKCS#1/SEC1 keys too by re-encoding as PKCS#8, which native-tls wants.
+            let key = openssl::pkey::PKey::private_key_from_pem(&id.key_pem)
+                .and_then(|k| k.private_key_to_pem_pkcs8())
+                .map_err(|e| invalid(format!("invalid client key PEM: {e}")))?;
+            let identity = reqwest::Identity::from_pkcs8_pem(&id.cert_pem, &key)
+                .map_err(|e| invalid(format!("invalid client certificate: {e}")))?;
+            b = b.identity(identity);
+        }
+        if let Some(p) = &config.proxy {
+            let mut proxy = reqwest::Proxy::all(&p.address)
+                .map_err(|e| invalid(format!("invalid proxy address {:?}: {e}", p.address)))?;
+            if let Some(user) = &p.username {
+                proxy = proxy.basic_auth(user, p.password.as_deref().unwrap_or(""));
+            }
+            b = b.proxy(proxy);
+        }
+        let http = b
+            .build()
+            .map_err(|e| invalid(format!("cannot build HTTP client: {e}")))?;
+        Ok(Transport {
+            http,
+            config,
+            tokens: parking_lot::Mutex::new(TokenCache::default()),
+            challenges: parking_lot::Mutex::new(HashMap::new()),
+            creds: parking_lot::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// `https://<host>` (or `http://` when `insecure`); Docker Hub's API host for `docker.io`.
+    pub(crate) fn base_url(&self, registry: &str) -> String {
+        let scheme = if self.config.insecure {
+            "http"
+        } else {
+            "https"
+        };
+        let host = if registry == "docker.io" || registry == "index.docker.io" {
+            "registry-1.docker.io"
+        } else {
+            registry
+        };
+        format!("{scheme}://{host}")
+    }
+
+    /// Credentials for a repository, resolved once per client (helpers run once).
+    async fn credentials(&self, registry: &str, repository: &str) -> Result<Resolved> {
+        let key = format!("{registry}/{repository}");
+        if let Some(c) = self.creds.lock().get(&key) {
+            return Ok(c.clone());
+        }
+        let resolved = match &self.config.credentials {
+            Credentials::Anonymous => Resolved::Anonymous,
+            Credentials::Basic { username, password } => Resolved::Basic {
+                username: username.clone(),
+                password: password.clone(),
+            },
+            Credentials::Token(t) => Resolved::RegistryToken(t.clone()),
+            Credentials::DockerConfig(dc) => {
+                dc.resolve(registry, repository, self.config.timeout)
+                    .await?
+            }
+        };
+        self.creds.lock().insert(key, resolved.clone());
+        Ok(resolved)
+    }
+
+    /// Sends `req`, authenticating and retrying as needed. Returns the final response whatever
+    /// its status, except that a 401 after authenticating becomes [`Error::Unauthorized`].
+    pub(crate) async fn send(&self, req: &Req<'_>) -> Result<Response> {
+        let registry = req.reference.registry.as_str();
+        let scope = scope_for(&req.reference.repository, req.access);
+        let creds = self
+            .credentials(registry, &req.reference.repository)
+            .await?;
+        let mut reauthenticated = false;
+        let mut attempt = 1;
+        loop {
+            let auth = match self.authorization(registry, &scope, &creds).await {
+                Ok(a) => a,
+                Err(e) if e.is_retryable() && attempt < self.config.retry.max_attempts => {
+                    self.backoff(attempt, None, &e.to_string()).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            match self.execute(req, auth).await {
+                Err(e) if e.is_retryable() && attempt < self.config.retry.max_attempts => {
+                    self.backoff(attempt, None, &e.to_string()).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+                Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
+                    let challenge = resp
+                        .headers()
+                        .get(header::WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_challenge);
+                    let known = self.challenges.lock().get(registry).cloned();
+                    let retry = match &challenge {
+                        None => false,
+                        // A first challenge, or a changed one: authenticate and try again.
+                        Some(c) if known.as_ref() != Some(c) && !reauthenticated => true,
+                        // Same challenge: a cached token may have expired or lack scope.
+                        Some(Challenge::Bearer { .. }) => !reauthenticated,
+                        Some(Challenge::Basic) => false,
+                    };
+                    if let Some(c) = challenge {
+                        self.challenges.lock().insert(registry.to_owned(), c);
+                    }
+                    let can_basic =
+                        !matches!(creds, Resolved::Anonymous | Resolved::IdentityToken(_));
+                    let is_basic =
+                        matches!(self.challenges.lock().get(registry), Some(Challenge::Basic));
+                    if !retry || (is_basic && !can_basic) {
+                        return Err(unauthorized(registry, resp, &creds).await);
+                    }
+                    self.tokens.lock().remove(registry, &scope);
+                    reauthenticated = true;
+                }
+                Ok(resp)
+                    if is_retryable_status(resp.status())
+                        && attempt < self.config.retry.max_attempts =>
+                {
+                    let after = retry_after(resp.headers());
+                    self.backoff(
+                        attempt,
+                        after,
+                        &format!("{} answered {}", req.url, resp.status()),
+                    )
+                    .await;
+                    attempt += 1;
+                }
+                Ok(resp) => return Ok(resp),
+            }
+        }
+    }
+
+    async fn backoff(&self, attempt: u32, retry_after: Option<Duration>, why: &str) {
+        let policy = &self.config.retry;
+        let exp = policy
+            .base_backoff
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)));
+        let delay = retry_after.unwrap_or(exp).min(policy.max_backoff);
+        tracing::warn!(
+            attempt,
+            delay_ms = delay.as_millis() as u64,
+            reason = why,
+            "retrying registry request"
+        );
+        tokio::time::sleep(delay).await;
+    }
+
+    /// The `Authorization` value for a request, fetching a token when the registry wants Bearer.
+    async fn authorization(
+        &self,
+        registry: &str,
+        scope: &str,
+        creds: &Resolved,
+    ) -> Result<Option<HeaderValue>> {
+        let challenge = self.challenges.lock().get(registry).cloned();
+        let value = match (challenge, creds) {
+            (_, Resolved::RegistryToken(t)) => Some(format!("Bearer {t}")),
+            (None, _) => None,
+            (Some(Challenge::Basic), Resolved::Basic { username, password }) => {
+                Some(format!("Basic {}", basic(username, password)))
+            }
+            (Some(Challenge::Basic), _) => None,
+            (Some(Challenge::Bearer { realm, service, .. }), _) => {
+                let cached = self.tokens.lock().get(registry, scope);
+                let token = match cached {
+                    Some(t) => t,
+                    None => {
+                        let (token, lifetime) = self
+                            .fetch_token(registry, &realm, service.as_deref(), scope, creds)
+                            .await?;
+                        self.tokens
+                            .lock()
+                            .put(registry, scope, token.clone(), lifetime);
+                        token
+                    }
+                };
+                Some(format!("Bearer {token}"))
+            }
+        };
+        Ok(value.and_then(|v| {
+            let mut h = HeaderValue::from_str(&v).ok()?;
+            h.set_sensitive(true);
+            Some(h)
+        }))
+    }
+
+    async fn fetch_token(
+        &self,
+        registry: &str,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        creds: &Resolved,
+    ) -> Result<(String, Duration)> {
+        let mut url = Url::parse(realm).map_err(|e| Error::InvalidResponse {
+            url: realm.to_owned(),
+            message: format!("token realm is not a URL: {e}"),
+        })?;
+        let request = match creds {
+            Resolved::IdentityToken(refresh) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh.as_str()),
+                    ("client_id", "source-apiserver"),
+                    ("scope", scope),
+                ];
+                if let Some(s) = service {
+                    form.push(("service", s));
+                }
+                let body = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(form)
+                    .finish();
+                self.http
+                    .post(url.clone())
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(body)
+            }
+            _ => {
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(s) = service {
+                        q.append_pair("service", s);
+                    }
+                    q.append_pair("scope", scope);
+                }
+                let mut b = self.http.get(url.clone());
+                if let Resolved::Basic { username, password } = creds {
+                    b = b.basic_auth(username, Some(password));
+                }
+                b
+            }
+        };
+        let url_s = strip_query(&url);
+        let resp = tokio::time::timeout(self.config.timeout, request.send())
+            .await
+            .map_err(|_| Error::Timeout { url: url_s.clone() })?
+            .map_err(|e| classify(&url_s, e))?;
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let body = read_error_body(resp).await;
+            return Err(Error::Unauthorized {
+                registry: registry.to_owned(),
+                message: format!(
+                    "token endpoint {url_s} answered {status}{}",
+                    body_suffix(&body)
+                ),
+            });
+        }
+        if !status.is_success() {
+            let body = read_error_body(resp).await;
+            return Err(Error::Status {
+                url: url_s,
+                status: status.as_u16(),
+                body,
+            });
+        }
+        let bytes = read_capped(resp, MAX_TOKEN_BYTES, &url_s, self.config.timeout).await?;
+        let parsed: TokenResponse =
+            serde_json::from_slice(&bytes).map_err(|e| Error::InvalidResponse {
+                url: url_s.clone(),
+                message: format!("invalid token response: {e}"),
+            })?;
+        parsed.into_token().ok_or_else(|| Error::InvalidResponse {
+            url: url_s,
+            message: "token response has neither token nor access_token".into(),
+        })
+    }
+
+    async fn execute(&self, req: &Req<'_>, auth: Option<HeaderValue>) -> Result<Response> {
+        let url_s = strip_query(&req.url);
+        let mut b = self
+            .http
+            .request(req.method.clone(), req.url.clone())
+            .headers(req.headers.clone());
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        b = match &req.payload {
+            Payload::Empty => {
+                if req.method == Method::PUT
+                    || req.method == Method::POST
+                    || req.method == Method::PATCH
+                {
+                    b.header(header::CONTENT_LENGTH, "0")
+                } else {
+                    b
+                }
+            }
+            Payload::Bytes(bytes) => b
+                .header(header::CONTENT_LENGTH, bytes.len())
+                .body(bytes.clone()),
+            Payload::File {
+                path,
+                offset,
+                len,
+                progress,
+            } => {
+                let mut file =
+                    tokio::fs::File::open(path)
+                        .await
+                        .map_err(|source| Error::ReadFile {
+                            path: path.clone(),
+                            source,
+                        })?;
+                file.seek(std::io::SeekFrom::Start(*offset))
+                    .await
+                    .map_err(|source| Error::ReadFile {
+                        path: path.clone(),
+                        source,
+                    })?;
+                let stream =
+                    tokio_util::io::ReaderStream::with_capacity(file.take(*len), 64 * 1024);
+                let progress = progress.clone();
+                let mut sent = 0u64;
+                let stream = stream.inspect(move |chunk| {
+                    if let (Ok(c), Some((f, base))) = (chunk, &progress) {
+                        sent += c.len() as u64;
+                        f(base + sent);
+                    }
+                });
+                b.header(header::CONTENT_LENGTH, *len)
+                    .body(reqwest::Body::wrap_stream(stream))
+            }
+        };
+        tracing::debug!(method = %req.method, url = %url_s, "registry request");
+        tokio::time::timeout(self.config.timeout, b.send())
+            .await
+            .map_err(|_| Error::Timeout { url: url_s.clone() })?
+            .map_err(|e| classify(&url_s, e))
+    }
+}
+
+/// `repository:<repo>:pull` or `repository:<repo>:pull,push`.
+pub(crate) fn scope_for(repository: &str, access: Access) -> String {
+    match access {
+        Access::Pull => format!("repository:{repository}:pull"),
+        Access::Push => format!("repository:{repository}:pull,push"),
+    }
+}
+
+fn basic(user: &str, pass: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+}
+
+fn is_retryable_status(s: StatusCode) -> bool {
+    s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error()
+}
+
+/// `Retry-After`: delay seconds or an HTTP date (RFC 9110 §10.2.3).
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(v)
+        .ok()?;
+    let now = jiff::Timestamp::now();
+    let secs = when.as_second().saturating_sub(now.as_second());
+    Some(Duration::from_secs(secs.max(0) as u64))
+}
+
+/// The URL without its query (upload URLs carry state tokens; keep messages short).
+pub(crate) fn strip_query(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.to_string()
+}
+
+/// Maps a `reqwest` error to [`Error::Timeout`], [`Error::Tls`], [`Error::Connect`] or
+/// [`Error::Transport`].
+pub(crate) fn classify(url: &str, e: reqwest::Error) -> Error {
+    if e.is_timeout() {
+        return Error::Timeout {
+            url: url.to_owned(),
+        };
+    }
+    if let Some(message) = tls_cause(&e) {
+        return Error::Tls {
+            url: url.to_owned(),
+            message,
+        };
+    }
+    if e.is_connect() {
+        Error::Connect {
+            url: url.to_owned(),
+            source: e,
+        }
+    } else {
+        Error::Transport {
+            url: url.to_owned(),
+            source: e,
+        }
+    }
+}
+
+fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<native_tls::Error>().is_some()
+            || err.downcast_ref::<openssl::ssl::Error>().is_some()
+            || err.downcast_ref::<openssl::error::ErrorStack>().is_some()
+        {
+            return Some(err.to_string());
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// Reads a whole body, failing with [`Error::TooLarge`] past `limit` bytes; bounded by `timeout`.
+pub(crate) async fn read_capped(
+    resp: Response,
+    limit: u64,
+    url: &str,
+    timeout: Duration,
+) -> Result<Bytes> {
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(Error::TooLarge {
+            url: url.to_owned(),
+            limit_bytes: limit,
+        });
+    }
+    let read = async {
+        let mut resp = resp;
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| classify(url, e))? {
+            if (buf.len() + chunk.len()) as u64 > limit {
+                return Err(Error::TooLarge {
+                    url: url.to_owned(),
+                    limit_bytes: limit,
+                });
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| Error::Timeout {
+            url: url.to_owned(),
+        })?
+}
+
+/// The first 4 KiB of an error body, lossily decoded; empty on any failure.
+pub(crate) async fn read_error_body(mut resp: Response) -> String {
+    let mut buf = Vec::new();
+    let read = async {
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            let room = MAX_ERROR_BODY_BYTES as usize - buf.len();
+            buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if buf.len() >= MAX_ERROR_BODY_BYTES as usize {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+    String::from_utf8_lossy(&buf).trim().to_owned()
+}
+
+/// The registry error codes and messages in a distribution error body
+/// (`{"errors":[{"code":…,"message":…}]}`).
+pub(crate) fn error_codes(body: &str) -> Vec<(String, String)> {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        #[serde(default)]
+        errors: Vec<ErrorEntry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorEntry {
+        #[serde(default)]
+        code: String,
+        #[serde(default)]
+        message: String,
+    }
+    serde_json::from_str::<Errors>(body)
+        .map(|e| e.errors.into_iter().map(|e| (e.code, e.message)).collect())
+        .unwrap_or_default()
+}
+
+fn body_suffix(body: &str) -> String {
+    let codes = error_codes(body);
+    if let Some((code, message)) = codes.first() {
+        format!(": {code}: {message}")
+    } else if body.is_empty() {
+        String::new()
+    } else {
+        format!(": {body}")
+    }
+}
+
+async fn unauthorized(registry: &str, resp: Response, creds: &Resolved) -> Error {
+    let status = resp.status();
+    let body = read_error_body(resp).await;
+    let who = match creds {
+        Resolved::Anonymous => "anonymous",
+        _ => "with credentials",
+    };
+    Error::Unauthorized {
+        registry: registry.to_owned(),
+        message: format!("{status} ({who}){}", body_suffix(&body)),
+    }
+}
+
+/// Turns a non-success response into a classified error: 401/403 → `Unauthorized`,
+/// 404 `MANIFEST_UNKNOWN` → `ManifestUnknown`, other 404 → `NotFound`, else `Status`.
+pub(crate) async fn status_error(resp: Response, what: &str) -> Error {
+    let status = resp.status();
+    let url = strip_query(resp.url());
+    let registry = resp.url().host_str().map(|h| match resp.url().port() {
+        Some(p) => format!("{h}:{p}"),
+        None => h.to_owned(),
+    });
+    let body = read_error_body(resp).await;
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Unauthorized {
+            registry: registry.unwrap_or_default(),
+            message: format!("{status}{}", body_suffix(&body)),
+        },
+        StatusCode::NOT_FOUND => {
+            if error_codes(&body)
+                .iter()
+                .any(|(c, _)| c == "MANIFEST_UNKNOWN")
+            {
+                Error::ManifestUnknown {
+                    reference: what.to_owned(),
+                }
+            } else {
+                Error::NotFound {
+                    reference: what.to_owned(),
+                }
+            }
+        }
+        _ => Error::Status {
+            url,
+            status: status.as_u16(),
+            body,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::ZERO));
+        h.insert(header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn error_codes_are_parsed() {
+        let b =
+            r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{}}]}"#;
+        assert_eq!(
+            error_codes(b),
+            vec![("MANIFEST_UNKNOWN".into(), "manifest unknown".into())]
+        );
+        assert!(error_codes("not json").is_empty());
+    }
+}
