@@ -112,10 +112,10 @@ fn run_child(dir: &Path, round: usize) -> Vec<String> {
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if let Some(ack) = line.strip_prefix("ACK ") {
-                if tx.send(ack.to_owned()).is_err() {
-                    break;
-                }
+            if let Some(ack) = line.strip_prefix("ACK ")
+                && tx.send(ack.to_owned()).is_err()
+            {
+                break;
             }
         }
     });
