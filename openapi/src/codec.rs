@@ -300,4 +300,3 @@ fn to_v1_value<T: Serialize>(obj: T, resource: &ResourceInfo) -> Result<Value> {
 pub(crate) fn typed_v1<T: DeserializeOwned>(value: &Value) -> Result<T> {
     serde_path_to_error::deserialize(value).map_err(field_error)
 }
-

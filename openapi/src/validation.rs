@@ -48,4 +48,3 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<Cause> {
     }
     causes
 }
-
