@@ -18,7 +18,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::{Error, Result};
 
@@ -294,27 +294,15 @@ impl DockerConfig {
                 .spawn()
                 .map_err(|e| fail(format!("cannot start: {e}")))?;
             if let Some(mut stdin) = child.stdin.take() {
-                stdin
-                    .write_all(server.as_bytes())
-                    .await
-                    .map_err(|e| fail(format!("writing stdin: {e}")))?;
+                // A helper may exit without reading stdin; its exit status tells what happened.
+                let _ = stdin.write_all(server.as_bytes()).await;
+                drop(stdin);
             }
-            let mut stdout = Vec::new();
-            if let Some(mut out) = child.stdout.take() {
-                (&mut out)
-                    .take(1024 * 1024)
-                    .read_to_end(&mut stdout)
-                    .await
-                    .map_err(|e| fail(format!("reading stdout: {e}")))?;
-            }
-            let mut stderr = Vec::new();
-            if let Some(mut err) = child.stderr.take() {
-                let _ = (&mut err).take(64 * 1024).read_to_end(&mut stderr).await;
-            }
-            let status = child
-                .wait()
+            let out = child
+                .wait_with_output()
                 .await
                 .map_err(|e| fail(format!("waiting: {e}")))?;
+            let (status, stdout, stderr) = (out.status, out.stdout, out.stderr);
             Ok::<_, Error>((status, stdout, stderr))
         };
         let (status, stdout, stderr) = tokio::time::timeout(timeout, run)
