@@ -455,10 +455,7 @@ fn resource_paths(
         ),
     );
     if r.has_artifact {
-        let binary = match style {
-            Style::V2 => json!({"type": "file"}),
-            Style::V3 => json!({"type": "string", "format": "binary"}),
-        };
+        let binary = json!({"type": "string", "format": "binary"});
         out.insert(
             format!("{named}/artifact"),
             path_item(
