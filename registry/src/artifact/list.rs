@@ -11,6 +11,8 @@ use crate::reference::Reference;
 
 /// Manifests fetched concurrently while listing.
 const LIST_CONCURRENCY: usize = 8;
+/// Tags asked for per page (`?n=`); further pages follow the `Link` header.
+pub const LIST_PAGE_SIZE: u32 = 100;
 
 /// One row of `list artifacts`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +35,7 @@ pub fn is_cosign_tag(tag: &str) -> bool {
     tag.ends_with(".sig") || tag.ends_with(".att") || tag.ends_with(".sbom")
 }
 
-/// Lists `repository`'s tags (all pages) sorted descending as byte strings, without cosign
+/// Lists `repository`'s tags (all pages of [`LIST_PAGE_SIZE`]) sorted descending as byte strings, without cosign
 /// tags, keeps those `filter` accepts, then fetches each one's manifest (a few concurrently,
 /// order kept) for its digest, source and revision.
 ///
@@ -47,7 +49,7 @@ pub async fn list(
 ) -> Result<Vec<TagRow>, Error> {
     let repository = repository.without_version();
     let mut tags = client
-        .list_tags(&repository)
+        .list_tags_paged(&repository, Some(LIST_PAGE_SIZE))
         .await
         .map_err(|source| Error::ListTags {
             reference: repository.to_string(),
