@@ -80,34 +80,34 @@ pub fn decode(resource: &ResourceInfo, version: Version, body: Value) -> Result<
     let mut unknown = Vec::new();
     let object = match (resource.kind_enum(), version) {
         (Kind::OCIRepository, Version::V1) => {
-            let mut obj: v1::OCIRepository = from_value(body, &mut unknown)?;
+            let mut obj: v1::OCIRepository = from_value(&body, &mut unknown)?;
             defaults::oci_repository(&mut obj);
             to_v1_value(obj, resource)?
         }
         (Kind::OCIRepository, Version::V1beta2) => {
-            let obj: v1beta2::OCIRepository = from_value(body, &mut unknown)?;
+            let obj: v1beta2::OCIRepository = from_value(&body, &mut unknown)?;
             let mut obj = convert::oci_repository_to_v1(obj);
             defaults::oci_repository(&mut obj);
             to_v1_value(obj, resource)?
         }
         (Kind::HelmRepository, Version::V1) => {
-            let mut obj: v1::HelmRepository = from_value(body, &mut unknown)?;
+            let mut obj: v1::HelmRepository = from_value(&body, &mut unknown)?;
             defaults::helm_repository(&mut obj);
             to_v1_value(obj, resource)?
         }
         (Kind::HelmRepository, Version::V1beta2) => {
-            let obj: v1beta2::HelmRepository = from_value(body, &mut unknown)?;
+            let obj: v1beta2::HelmRepository = from_value(&body, &mut unknown)?;
             let mut obj = convert::helm_repository_to_v1(obj);
             defaults::helm_repository(&mut obj);
             to_v1_value(obj, resource)?
         }
         (Kind::HelmChart, Version::V1) => {
-            let mut obj: v1::HelmChart = from_value(body, &mut unknown)?;
+            let mut obj: v1::HelmChart = from_value(&body, &mut unknown)?;
             defaults::helm_chart(&mut obj);
             to_v1_value(obj, resource)?
         }
         (Kind::HelmChart, Version::V1beta2) => {
-            let obj: v1beta2::HelmChart = from_value(body, &mut unknown)?;
+            let obj: v1beta2::HelmChart = from_value(&body, &mut unknown)?;
             let mut obj = convert::helm_chart_to_v1(obj);
             defaults::helm_chart(&mut obj);
             to_v1_value(obj, resource)?
@@ -230,18 +230,33 @@ fn type_words(message: &str) -> Option<(String, String)> {
     Some((found, expected))
 }
 
-/// Builds [`Error::InvalidField`] from a path-tracked serde error.
-pub(crate) fn field_error(err: serde_path_to_error::Error<serde_json::Error>) -> Error {
+/// The value at a field path like `spec.items[0].name` (for error messages).
+fn lookup<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut current = value;
+    for segment in path.split('.').filter(|s| !s.is_empty()) {
+        let (key, indexes) = match segment.find('[') {
+            Some(i) => (&segment[..i], &segment[i..]),
+            None => (segment, ""),
+        };
+        if !key.is_empty() {
+            current = current.get(key)?;
+        }
+        for index in indexes.split(['[', ']']).filter(|s| !s.is_empty()) {
+            current = current.get(index.parse::<usize>().ok()?)?;
+        }
+    }
+    Some(current)
+}
+
+/// Builds an error from a path-tracked serde error; `body` (when available) supplies the
+/// offending value for the message.
+pub(crate) fn field_error(
+    err: serde_path_to_error::Error<serde_json::Error>,
+    body: Option<&Value>,
+) -> Error {
     let field = err.path().to_string();
     let field = if field == "." { String::new() } else { field };
     let message = err.inner().to_string();
-    if let Some((found, expected)) = type_words(&message) {
-        return Error::InvalidField {
-            message: format!("{field} in body must be of type {expected}: \"{found}\""),
-            field,
-            found: Some(found),
-        };
-    }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let name = rest.split('`').next().unwrap_or_default();
         let full = if field.is_empty() {
@@ -249,23 +264,30 @@ pub(crate) fn field_error(err: serde_path_to_error::Error<serde_json::Error>) ->
         } else {
             format!("{field}.{name}")
         };
+        return Error::MissingField { field: full };
+    }
+    if let Some((found, expected)) = type_words(&message) {
         return Error::InvalidField {
-            field: full,
-            message: "Required value".to_owned(),
-            found: None,
+            message: format!("{field} in body must be of type {expected}: \"{found}\""),
+            field,
+            found: Some(found),
         };
     }
+    let found = body.and_then(|b| lookup(b, &field)).map(|v| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    });
     Error::InvalidField {
         field,
         message,
-        found: None,
+        found,
     }
 }
 
-fn from_value<T: DeserializeOwned>(value: Value, unknown: &mut Vec<String>) -> Result<T> {
+fn from_value<T: DeserializeOwned>(value: &Value, unknown: &mut Vec<String>) -> Result<T> {
     let mut record = |path: serde_ignored::Path<'_>| unknown.push(ignored_path(&path));
     let ignoring = serde_ignored::Deserializer::new(value, &mut record);
-    serde_path_to_error::deserialize(ignoring).map_err(field_error)
+    serde_path_to_error::deserialize(ignoring).map_err(|e| field_error(e, Some(value)))
 }
 
 fn stored_from_value<T: DeserializeOwned>(value: Value, kind: &'static str) -> Result<T> {
@@ -298,5 +320,5 @@ fn to_v1_value<T: Serialize>(obj: T, resource: &ResourceInfo) -> Result<Value> {
 
 /// Deserializes a v1 object value into its typed form (used by validation and tables).
 pub(crate) fn typed_v1<T: DeserializeOwned>(value: &Value) -> Result<T> {
-    serde_path_to_error::deserialize(value).map_err(field_error)
+    serde_path_to_error::deserialize(value).map_err(|e| field_error(e, Some(value)))
 }

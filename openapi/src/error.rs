@@ -205,8 +205,17 @@ pub enum Error {
         field: String,
         /// What was wrong (serde's message).
         message: String,
-        /// The JSON type found, when known (`integer`, `object`...).
+        /// The JSON type found for a type mismatch (`integer`, `object`...), else the offending
+        /// value as text, when known.
         found: Option<String>,
+    },
+    /// A field the types require is missing (e.g. `status.conditions[0].lastTransitionTime`,
+    /// `status.artifact.lastUpdateTime`); required strings of `spec` are reported by
+    /// [`crate::validate`] instead.
+    #[error("{field}: Required value")]
+    MissingField {
+        /// Path of the missing field.
+        field: String,
     },
     /// The conversion annotation of a stored object is corrupt.
     #[error("conversion of {kind} failed at {field}: {message}")]
@@ -238,11 +247,24 @@ impl Error {
             Error::InvalidField {
                 field,
                 message,
-                found,
+                found: Some(found),
             } => {
-                let found = found.clone().unwrap_or_else(|| "value".to_owned());
-                vec![Cause::type_invalid(field.clone(), &found, message)]
+                if message.contains(" in body must be of type ") {
+                    vec![Cause::type_invalid(field.clone(), found, message)]
+                } else {
+                    vec![Cause::invalid(field.clone(), found, message)]
+                }
             }
+            Error::InvalidField {
+                field,
+                message,
+                found: None,
+            } => vec![Cause {
+                reason: CauseReason::FieldValueInvalid,
+                message: format!("Invalid value: {message}"),
+                field: field.clone(),
+            }],
+            Error::MissingField { field } => vec![Cause::required(field.clone(), "")],
             Error::WrongApiVersion { found, .. } => {
                 vec![Cause::invalid(
                     "apiVersion",

@@ -561,4 +561,32 @@ fn messages_follow_kubernetes_wording() {
         cause.message,
         r#"Invalid value: "integer": spec.interval in body must be of type string: "integer""#
     );
+    let mut time = base("OCIRepository");
+    merge(
+        &mut time,
+        &json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "metadata": {"creationTimestamp": "yesterday"}}),
+    );
+    let cause = decode(resource, Version::V1, time)
+        .unwrap_err()
+        .causes()
+        .remove(0);
+    assert_eq!(cause.reason.as_str(), "FieldValueInvalid");
+    assert!(
+        cause.message.starts_with(r#"Invalid value: "yesterday": "#),
+        "{}",
+        cause.message
+    );
+    let mut condition = base("OCIRepository");
+    merge(
+        &mut condition,
+        &json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "R", "message": ""}]}}),
+    );
+    let cause = decode(resource, Version::V1, condition)
+        .unwrap_err()
+        .causes()
+        .remove(0);
+    assert_eq!(
+        (cause.reason.as_str(), cause.message.as_str()),
+        ("FieldValueRequired", "Required value")
+    );
 }
