@@ -1,1 +1,46 @@
-fn main() {}
+//! `source-apiserver` binary: parse flags, set up logging, build the app, serve until SIGTERM.
+
+use anyhow::Context;
+use apiserver::config::{Command, LogFormat};
+use apiserver::{App, Flags};
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let flags = Flags::parse();
+    let serve = match flags.command {
+        Some(Command::Serve(serve)) => serve,
+        None => flags.serve,
+    };
+    let config = serve.into_config().context("invalid flags")?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SOURCE_APISERVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => subscriber.json().init(),
+        LogFormat::Text => subscriber.init(),
+    }
+    let shutdown = CancellationToken::new();
+    let app = App::build(config, shutdown.clone())
+        .await
+        .context("starting source-apiserver")?;
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received");
+        shutdown.cancel();
+    });
+    app.run().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

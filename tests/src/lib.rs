@@ -3,6 +3,8 @@
 //! them on drop, plus the test PKI.
 #![deny(missing_docs)]
 
+pub mod kubectl;
 pub mod pki;
 pub mod registry;
+pub mod server;
 pub mod tools;

@@ -1,0 +1,200 @@
+//! The running server: [`App::build`] validates and binds everything (bootstrap files, store,
+//! TLS, listener) before anything is served; [`App::run`] serves until the shutdown token is
+//! cancelled (SIGTERM/SIGINT in `main`), then drains: stop accepting, end watches, let in-flight
+//! requests finish within the grace period, close the store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::{
+    Authenticator, AuthenticatorChain, CertificateAuthenticator, MastersAuthorizer,
+    TokenFileAuthenticator,
+};
+use crate::config::Config;
+use crate::discovery::Documents;
+use crate::router::{AppState, router};
+
+/// A failure to start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Creating the data directory failed.
+    #[error("creating data directory {path}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Creating or reading the certificates failed.
+    #[error("standalone bootstrap")]
+    Bootstrap(#[from] crate::pki::Error),
+    /// The TLS configuration was refused by OpenSSL.
+    #[error("configuring TLS")]
+    Tls(#[source] openssl::error::ErrorStack),
+    /// The token file could not be read.
+    #[error("reading --token-auth-file")]
+    TokenFile(#[source] crate::auth::TokenFileError),
+    /// Opening the object store failed.
+    #[error("opening the object store {path}")]
+    Store {
+        /// The database file.
+        path: PathBuf,
+        /// The cause.
+        source: storage::Error,
+    },
+    /// Binding the listen address failed.
+    #[error("binding {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// A built server, bound and ready to serve.
+pub struct App {
+    config: Config,
+    listener: TcpListener,
+    acceptor: Arc<openssl::ssl::SslAcceptor>,
+    state: AppState,
+    store: Arc<storage::SqliteStore>,
+    tracker: TaskTracker,
+    local_addr: SocketAddr,
+    kubeconfig: PathBuf,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("local_addr", &self.local_addr)
+            .field("kubeconfig", &self.kubeconfig)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Creates the data directory and bootstrap files, opens the store, configures TLS, binds
+    /// the listener and writes `<data-dir>/kubeconfig` naming the bound address.
+    ///
+    /// # Errors
+    /// [`Error`] naming the step that failed.
+    pub async fn build(config: Config, shutdown: CancellationToken) -> Result<Self, Error> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let data_dir = config.data_dir.clone();
+        let sans = config.tls_sans.clone();
+        let bootstrap = tokio::task::spawn_blocking(move || crate::pki::ensure(&data_dir, &sans))
+            .await
+            .expect("bootstrap task panicked")?;
+        let (cert, key) = config.serving_cert.clone().unwrap_or_else(|| {
+            (
+                bootstrap.serving.cert.clone(),
+                bootstrap.serving.key.clone(),
+            )
+        });
+        let client_ca = config
+            .client_ca_file
+            .clone()
+            .unwrap_or_else(|| bootstrap.ca_cert.clone());
+        let acceptor = crate::listener::acceptor(&cert, &key, &client_ca).map_err(Error::Tls)?;
+
+        let mut authenticators: Vec<Box<dyn Authenticator>> =
+            vec![Box::new(CertificateAuthenticator)];
+        if let Some(path) = &config.token_auth_file {
+            authenticators.push(Box::new(
+                TokenFileAuthenticator::from_file(path).map_err(Error::TokenFile)?,
+            ));
+        }
+
+        let db = config.data_dir.join("objects.db");
+        let store_config = storage::SqliteConfig {
+            retention: storage::Retention::Revisions(config.history_revisions),
+            ..storage::SqliteConfig::default()
+        };
+        let store = storage::SqliteStore::open(&db, store_config)
+            .await
+            .map_err(|source| Error::Store { path: db, source })?;
+
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let kubeconfig = crate::pki::write_kubeconfig(&config.data_dir, &bootstrap, local_addr)?;
+        let state = AppState {
+            store: store.clone(),
+            authenticator: Arc::new(AuthenticatorChain(authenticators)),
+            authorizer: Arc::new(MastersAuthorizer),
+            documents: Arc::new(Documents::build()),
+            shutdown,
+        };
+        Ok(Self {
+            config,
+            listener,
+            acceptor,
+            state,
+            store,
+            tracker: TaskTracker::new(),
+            local_addr,
+            kubeconfig,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The kubeconfig written for the admin user.
+    pub fn kubeconfig(&self) -> &std::path::Path {
+        &self.kubeconfig
+    }
+
+    /// Serves until the shutdown token is cancelled, then drains and closes the store.
+    pub async fn run(self) {
+        let shutdown = self.state.shutdown.clone();
+        tracing::info!(
+            addr = %self.local_addr,
+            kubeconfig = %self.kubeconfig.display(),
+            data_dir = %self.config.data_dir.display(),
+            "serving"
+        );
+        let app = router(self.state.clone());
+        crate::listener::serve(
+            self.listener,
+            self.acceptor,
+            app,
+            shutdown.clone(),
+            self.tracker.clone(),
+        )
+        .await;
+        tracing::info!("shutting down: draining in-flight requests");
+        self.tracker.close();
+        if tokio::time::timeout(self.config.shutdown_grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                grace_seconds = self.config.shutdown_grace.as_secs(),
+                "grace period over; closing remaining connections"
+            );
+        }
+        if let Err(error) = self.store.close().await {
+            tracing::error!(%error, "closing the object store");
+        }
+        tracing::info!("stopped");
+    }
+}

@@ -1,0 +1,202 @@
+//! Command-line flags and the validated configuration made from them.
+//!
+//! Three layers, as STYLE.md §6 describes: [`Flags`] holds what the user typed, [`Config`] is
+//! validated plain data with documented defaults, and [`crate::app::App`] (made by
+//! `App::build`) binds sockets and opens the store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// `source-apiserver`: the Flux source API (`source.toolkit.fluxcd.io`) served as a Kubernetes
+/// API server, with objects kept in SQLite.
+#[derive(Debug, Parser)]
+#[command(name = "source-apiserver", version, about, long_about = None, args_conflicts_with_subcommands = true)]
+pub struct Flags {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Serving options (also accepted without the `serve` word).
+    #[command(flatten)]
+    pub serve: ServeFlags,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the API (the default).
+    Serve(ServeFlags),
+}
+
+/// Output format of the logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Flags of `source-apiserver serve`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeFlags {
+    /// Directory for the database, artifacts, certificates and the generated kubeconfig.
+    #[arg(
+        long,
+        default_value = "./.source-apiserver",
+        env = "SOURCE_APISERVER_DATA_DIR"
+    )]
+    pub data_dir: PathBuf,
+    /// Address of the HTTPS listener (port 0 picks a free port; the kubeconfig names the bound one).
+    #[arg(long, default_value = "127.0.0.1:9443")]
+    pub listen: SocketAddr,
+    /// Directory of Kubernetes `Secret` manifests used in standalone mode. Default `<data-dir>/secrets`.
+    #[arg(long)]
+    pub secrets_dir: Option<PathBuf>,
+    /// Extra subject alternative name (DNS name or IP address) for the generated serving certificate. Repeatable.
+    #[arg(long = "tls-san")]
+    pub tls_sans: Vec<String>,
+    /// Serving certificate (PEM) to use instead of generating one. Needs `--tls-private-key-file`.
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// Private key (PEM) of `--tls-cert-file`.
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CA bundle (PEM) that signs client certificates. Default: the generated CA.
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// Static bearer tokens, a CSV file of `token,user,uid,"group1,group2"` lines (kube-apiserver's `--token-auth-file` format).
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Seconds that SIGTERM waits for in-flight requests before exiting.
+    #[arg(long, default_value_t = 30)]
+    pub shutdown_grace_seconds: u64,
+    /// Number of revisions of history kept for watches and continue tokens.
+    #[arg(long, default_value_t = 100_000)]
+    pub history_revisions: u64,
+}
+
+/// Validated configuration. Plain data: no sockets, no handles.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Directory owning every file the server writes.
+    pub data_dir: PathBuf,
+    /// HTTPS listen address.
+    pub listen: SocketAddr,
+    /// Directory of Secret manifests (standalone mode).
+    pub secrets_dir: PathBuf,
+    /// Extra SANs for the generated serving certificate.
+    pub tls_sans: Vec<String>,
+    /// User-provided serving certificate and key; `None` generates them under `<data-dir>/pki`.
+    pub serving_cert: Option<(PathBuf, PathBuf)>,
+    /// User-provided client CA; `None` uses the generated CA.
+    pub client_ca_file: Option<PathBuf>,
+    /// Static token file.
+    pub token_auth_file: Option<PathBuf>,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// How long SIGTERM waits for in-flight requests (default 30 s).
+    pub shutdown_grace: Duration,
+    /// Revisions kept for watch and continue tokens (default 100,000).
+    pub history_revisions: u64,
+}
+
+/// A flag combination that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file named by a flag does not exist.
+    #[error("{flag}: {path} does not exist")]
+    MissingFile {
+        /// The flag, e.g. `--tls-cert-file`.
+        flag: &'static str,
+        /// The path given.
+        path: PathBuf,
+    },
+}
+
+impl ServeFlags {
+    /// Validates the flags. Parsing does not act: nothing is created or bound here.
+    ///
+    /// # Errors
+    /// [`Error::MissingFile`] when a file flag names a file that does not exist.
+    pub fn into_config(self) -> Result<Config, Error> {
+        let check = |flag: &'static str, path: &Option<PathBuf>| match path {
+            Some(p) if !p.exists() => Err(Error::MissingFile {
+                flag,
+                path: p.clone(),
+            }),
+            _ => Ok(()),
+        };
+        check("--tls-cert-file", &self.tls_cert_file)?;
+        check("--tls-private-key-file", &self.tls_private_key_file)?;
+        check("--client-ca-file", &self.client_ca_file)?;
+        check("--token-auth-file", &self.token_auth_file)?;
+        let secrets_dir = self
+            .secrets_dir
+            .unwrap_or_else(|| self.data_dir.join("secrets"));
+        Ok(Config {
+            serving_cert: self.tls_cert_file.zip(self.tls_private_key_file),
+            data_dir: self.data_dir,
+            listen: self.listen,
+            secrets_dir,
+            tls_sans: self.tls_sans,
+            client_ca_file: self.client_ca_file,
+            token_auth_file: self.token_auth_file,
+            log_format: self.log_format,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            history_revisions: self.history_revisions,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        Flags::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_is_the_default_and_defaults_match_the_docs() {
+        let flags = Flags::try_parse_from(["source-apiserver"]).unwrap();
+        assert!(flags.command.is_none());
+        let config = flags.serve.into_config().unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9443");
+        assert_eq!(config.data_dir, PathBuf::from("./.source-apiserver"));
+        assert_eq!(
+            config.secrets_dir,
+            PathBuf::from("./.source-apiserver/secrets")
+        );
+    }
+
+    #[test]
+    fn a_cert_without_a_key_is_refused() {
+        let err =
+            Flags::try_parse_from(["source-apiserver", "--tls-cert-file", "x.pem"]).unwrap_err();
+        assert!(err.to_string().contains("--tls-private-key-file"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_client_ca_file_is_named() {
+        let flags = Flags::try_parse_from([
+            "source-apiserver",
+            "--client-ca-file",
+            "/nonexistent/ca.pem",
+        ])
+        .unwrap();
+        let err = flags.serve.into_config().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--client-ca-file: /nonexistent/ca.pem does not exist"
+        );
+    }
+}

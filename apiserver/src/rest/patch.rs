@@ -1,0 +1,264 @@
+//! PATCH: JSON patch (RFC 6902), JSON merge patch (RFC 7386) and server-side apply
+//! (`application/apply-patch+yaml`); strategic merge patch is refused with 415, as for custom
+//! resources (reference §3.9). A patch is applied to the live object in the request's version,
+//! then decoded, defaulted and validated like a PUT; a conflict caused by a concurrent writer is
+//! retried, one the patch asked for (it set `metadata.resourceVersion`) is returned.
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{Request, StatusCode};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::managed_fields::{self, Operation};
+use crate::negotiate;
+use crate::rest::write::{check_namespace, decode, manager_of, store_update, validate};
+use crate::rest::{Call, body_bytes};
+
+const ACCEPTED: &str =
+    "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
+/// kube-apiserver's cap on JSON patch operations.
+const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+/// Attempts when a concurrent writer changes the object between read and write.
+const MAX_ATTEMPTS: usize = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PatchType {
+    Json,
+    Merge,
+    Apply,
+}
+
+fn patch_type(headers: &http::HeaderMap) -> Result<PatchType, ApiError> {
+    let content_type = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    match content_type.as_str() {
+        "application/json-patch+json" => Ok(PatchType::Json),
+        "application/merge-patch+json" => Ok(PatchType::Merge),
+        "application/apply-patch+yaml" => Ok(PatchType::Apply),
+        _ => Err(ApiError::unsupported_media_type(ACCEPTED)),
+    }
+}
+
+/// `PATCH .../<name>` and `PATCH .../<name>/status`.
+pub(crate) async fn patch(mut call: Call, request: Request<Body>) -> Result<Response, ApiError> {
+    let kind = patch_type(request.headers())?;
+    if kind != PatchType::Apply && call.options.force.is_some() {
+        return Err(ApiError::invalid_options(
+            "force",
+            "Forbidden: may not be specified for non-apply patch",
+        ));
+    }
+    if kind == PatchType::Apply && call.options.field_manager.is_none() {
+        return Err(ApiError::invalid_options(
+            "fieldManager",
+            "Required value: is required for apply patch",
+        ));
+    }
+    let manager = manager_of(&call, request.headers());
+    let bytes = body_bytes(request).await?;
+    let body: Value = match kind {
+        PatchType::Apply => negotiate::parse_body(negotiate::Format::Yaml, &bytes)?,
+        _ => negotiate::parse_body(negotiate::Format::Json, &bytes)?,
+    };
+    if kind == PatchType::Json {
+        let operations = body.as_array().map_or(0, Vec::len);
+        if operations > MAX_JSON_PATCH_OPERATIONS {
+            return Err(ApiError::invalid_options(
+                "patch",
+                &format!(
+                    "Too many: {operations}: must have at most {MAX_JSON_PATCH_OPERATIONS} items"
+                ),
+            ));
+        }
+    }
+    let status = call.info.subresource.as_deref() == Some("status");
+    let key = call.object_key()?;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let live = match call.state.store.get(&key).await {
+            Ok(live) => Some(live),
+            Err(storage::Error::NotFound { .. }) if kind == PatchType::Apply && !status => None,
+            Err(e) => return Err(call.storage_error(e)),
+        };
+        let Some(live) = live else {
+            return apply_create(&mut call, &key, &body, &manager).await;
+        };
+        let live_versioned = call.renderer.encode(live.clone())?;
+        let live_rv = live_versioned["metadata"]["resourceVersion"].clone();
+        let (patched, operation) = match kind {
+            PatchType::Json => (json_patch(&call, live_versioned, &body)?, Operation::Update),
+            PatchType::Merge => {
+                let mut doc = live_versioned;
+                json_patch::merge(&mut doc, &body);
+                (doc, Operation::Update)
+            }
+            PatchType::Apply => {
+                let merged = managed_fields::apply(
+                    Some(&live_versioned),
+                    &body,
+                    &manager,
+                    call.options.force == Some(true),
+                    call.version,
+                    status.then_some("status"),
+                )
+                .map_err(|conflicts| conflict_error(&call, &conflicts))?;
+                (merged, Operation::Apply)
+            }
+        };
+        let precondition_from_patch = patched["metadata"]["resourceVersion"] != live_rv;
+        let mut object = decode(&mut call, patched)?;
+        check_namespace(&call, &mut object)?;
+        if object["metadata"]["name"].as_str() != Some(call.name()) {
+            return Err(ApiError::bad_request(
+                "metadata.name: the name of the object may not be changed by a patch",
+            ));
+        }
+        if object["metadata"]["resourceVersion"]
+            .as_str()
+            .is_none_or(str::is_empty)
+        {
+            object["metadata"]["resourceVersion"] = live_rv.clone();
+        }
+        let result = match operation {
+            Operation::Apply => {
+                // Ownership is already in `object`; store it without recording an Update.
+                store_applied(&call, &key, live, object, status).await
+            }
+            Operation::Update => {
+                store_update(&call, &key, live, object, &manager, operation, status).await
+            }
+        };
+        match result {
+            Err(e)
+                if e.reason == "Conflict" && !precondition_from_patch && attempt < MAX_ATTEMPTS =>
+            {
+                continue;
+            }
+            other => return other,
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+fn json_patch(call: &Call, mut doc: Value, body: &Value) -> Result<Value, ApiError> {
+    let patch: json_patch::Patch = serde_json::from_value(body.clone())
+        .map_err(|e| ApiError::bad_request(format!("error decoding JSON patch: {e}")))?;
+    json_patch::patch(&mut doc, &patch).map_err(|e| {
+        ApiError::invalid(
+            call.resource,
+            call.name(),
+            &[openapi::Cause {
+                reason: openapi::CauseReason::FieldValueInvalid,
+                message: format!("Invalid value: the JSON patch could not be applied: {e}"),
+                field: "patch".into(),
+            }],
+        )
+    })?;
+    Ok(doc)
+}
+
+async fn store_applied(
+    call: &Call,
+    key: &storage::ObjectKey,
+    live: Value,
+    mut object: Value,
+    status: bool,
+) -> Result<Response, ApiError> {
+    let part = if status {
+        let mut merged = live;
+        merged["status"] = object["status"].clone();
+        merged["metadata"]["managedFields"] = object["metadata"]["managedFields"].clone();
+        merged["metadata"]["resourceVersion"] = object["metadata"]["resourceVersion"].clone();
+        object = merged;
+        storage::UpdatePart::Status
+    } else {
+        storage::UpdatePart::Main
+    };
+    validate(call, &object)?;
+    let stored = call
+        .state
+        .store
+        .update(key, object, part, call.options.write_options())
+        .await
+        .map_err(|e| call.storage_error(e))?;
+    call.renderer.object(stored, StatusCode::OK)
+}
+
+/// Server-side apply of a missing object creates it (201).
+async fn apply_create(
+    call: &mut Call,
+    key: &storage::ObjectKey,
+    config: &Value,
+    manager: &str,
+) -> Result<Response, ApiError> {
+    let merged = managed_fields::apply(None, config, manager, true, call.version, None)
+        .map_err(|conflicts| conflict_error(call, &conflicts))?;
+    let mut object = decode(call, merged)?;
+    check_namespace(call, &mut object)?;
+    if object["metadata"]["name"].as_str() != Some(call.name()) {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({}) does not match the name on the URL ({})",
+            object["metadata"]["name"].as_str().unwrap_or(""),
+            call.name()
+        )));
+    }
+    object["status"] = json!({"observedGeneration": -1});
+    validate(call, &object)?;
+    let stored = call
+        .state
+        .store
+        .create(key, object, call.options.write_options())
+        .await
+        .map_err(|e| call.storage_error(e))?;
+    call.renderer.object(stored, StatusCode::CREATED)
+}
+
+/// 409 with `FieldManagerConflict` causes, worded as upstream:
+/// `Apply failed with 1 conflict: conflict with "kubectl-create" using source.toolkit.fluxcd.io/v1: .spec.interval`.
+fn conflict_error(call: &Call, conflicts: &[managed_fields::Conflict]) -> ApiError {
+    let lines: Vec<String> = conflicts
+        .iter()
+        .map(|c| {
+            format!(
+                "conflict with \"{}\" using {}: {}",
+                c.manager, c.api_version, c.field
+            )
+        })
+        .collect();
+    let noun = if conflicts.len() == 1 {
+        "conflict"
+    } else {
+        "conflicts"
+    };
+    let message = if lines.len() == 1 {
+        format!("Apply failed with 1 conflict: {}", lines[0])
+    } else {
+        format!(
+            "Apply failed with {} {noun}: {}",
+            lines.len(),
+            lines.join("\n")
+        )
+    };
+    let mut err = ApiError::conflict(call.resource, call.name(), message);
+    if let Some(details) = err.details.as_mut() {
+        details["causes"] =
+            json!(conflicts
+            .iter()
+            .map(|c| json!({
+                "reason": "FieldManagerConflict",
+                "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version),
+                "field": c.field,
+            }))
+            .collect::<Vec<_>>());
+    }
+    err
+}

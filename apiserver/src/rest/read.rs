@@ -1,0 +1,94 @@
+//! get, list and the artifact download.
+
+use axum::response::Response;
+use http::StatusCode;
+
+use crate::error::ApiError;
+use crate::rest::Call;
+
+/// `GET .../<name>` and `GET .../<name>/status`.
+pub(crate) async fn get(call: Call) -> Result<Response, ApiError> {
+    let key = call.object_key()?;
+    let stored = call
+        .state
+        .store
+        .get(&key)
+        .await
+        .map_err(|e| call.storage_error(e))?;
+    call.renderer.object(stored, StatusCode::OK)
+}
+
+/// `GET <collection>`: namespaced or across all namespaces.
+pub(crate) async fn list(call: Call) -> Result<Response, ApiError> {
+    let o = &call.options;
+    if o.send_initial_events.is_some() {
+        return Err(ApiError::invalid_options(
+            "sendInitialEvents",
+            "Forbidden: sendInitialEvents is forbidden for list",
+        ));
+    }
+    if o.resource_version_match.is_some() && o.resource_version.is_none() {
+        return Err(ApiError::invalid_options(
+            "resourceVersionMatch",
+            "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
+        ));
+    }
+    let store = &call.state.store;
+    if let Some(rv) = &o.resource_version {
+        let requested: u64 = rv
+            .parse()
+            .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?;
+        let current = store
+            .current_revision()
+            .await
+            .map_err(|e| call.storage_error(e))?
+            .0;
+        if requested > current {
+            return Err(ApiError::resource_version_too_large(requested, current));
+        }
+        if o.resource_version_match.as_deref() == Some("Exact") && requested != current {
+            return Err(ApiError::expired(
+                "The resourceVersion for the provided list is too old.",
+            ));
+        }
+    }
+    let page = store
+        .list(
+            &call.resource_key(),
+            call.info.namespace.as_deref(),
+            &o.list_options(),
+        )
+        .await
+        .map_err(|e| {
+            let mut err = call.storage_error(e);
+            if err.code == StatusCode::GONE {
+                err.message = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into();
+            }
+            err
+        })?;
+    call.renderer.list(page)
+}
+
+/// `GET .../<name>/artifact`: the stored artifact tarball. Until the reconciler stores artifacts
+/// (issue 6) an object has none, and the answer is 404 with a `Status`.
+pub(crate) async fn artifact(call: Call) -> Result<Response, ApiError> {
+    let key = call.object_key()?;
+    let stored = call
+        .state
+        .store
+        .get(&key)
+        .await
+        .map_err(|e| call.storage_error(e))?;
+    if stored["status"]["artifact"].is_null() {
+        let mut err = ApiError::not_found(call.resource, call.name());
+        err.message = format!(
+            "{} \"{}\" has no artifact yet",
+            crate::error::group_resource(call.resource),
+            call.name()
+        );
+        return Err(err);
+    }
+    Err(ApiError::unavailable(
+        "artifact downloads are not served by this build",
+    ))
+}

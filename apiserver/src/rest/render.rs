@@ -1,0 +1,180 @@
+//! Turns stored (v1) objects into responses in the version and shape the client asked for:
+//! objects, lists, `Table` (Flux's printer columns) and `PartialObjectMetadata[List]`.
+
+use axum::body::Body;
+use axum::response::Response;
+use http::{HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+
+use openapi::{ResourceInfo, Version};
+
+use crate::error::ApiError;
+use crate::negotiate::{Format, IncludeObject, Output, Shape};
+
+/// Everything needed to render one request's responses.
+#[derive(Debug, Clone)]
+pub struct Renderer {
+    /// The resource.
+    pub resource: &'static ResourceInfo,
+    /// The version asked for in the path.
+    pub version: Version,
+    /// The negotiated output.
+    pub output: Output,
+    /// `includeObject` for Tables.
+    pub include_object: IncludeObject,
+    /// `Warning` header values (already formatted as `299 - "..."`).
+    pub warnings: Vec<String>,
+}
+
+impl Renderer {
+    /// A stored object converted to the requested version.
+    ///
+    /// # Errors
+    /// 500 when a stored object cannot be converted (a bug or a corrupted row).
+    pub fn encode(&self, stored: Value) -> Result<Value, ApiError> {
+        openapi::encode(self.resource, self.version, stored)
+            .map_err(|e| ApiError::internal("converting a stored object", &e))
+    }
+
+    /// One object as object, single-row Table or PartialObjectMetadata.
+    ///
+    /// # Errors
+    /// As [`Renderer::encode`].
+    pub fn object(&self, stored: Value, status: StatusCode) -> Result<Response, ApiError> {
+        let body = match self.output.shape {
+            Shape::Object => self.encode(stored)?,
+            Shape::PartialMetadata => partial(&stored),
+            Shape::Table => {
+                let rv = stored["metadata"]["resourceVersion"].clone();
+                let row = self.row(stored)?;
+                json!({
+                    "kind": "Table",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": {"resourceVersion": rv},
+                    "columnDefinitions": self.columns(),
+                    "rows": [row],
+                })
+            }
+        };
+        Ok(self.respond(status, &body))
+    }
+
+    /// A list page in the requested shape.
+    ///
+    /// # Errors
+    /// As [`Renderer::encode`].
+    pub fn list(&self, page: storage::ListPage) -> Result<Response, ApiError> {
+        let mut metadata = json!({"resourceVersion": page.resource_version.to_string()});
+        if let Some(token) = &page.continue_token {
+            metadata["continue"] = json!(token);
+        }
+        if let Some(remaining) = page.remaining_item_count {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
+        let body = match self.output.shape {
+            Shape::Object => {
+                let items = page
+                    .items
+                    .into_iter()
+                    .map(|item| self.encode(item))
+                    .collect::<Result<Vec<_>, _>>()?;
+                json!({
+                    "apiVersion": self.version.api_version(),
+                    "kind": self.resource.list_kind,
+                    "metadata": metadata,
+                    "items": items,
+                })
+            }
+            Shape::PartialMetadata => json!({
+                "apiVersion": "meta.k8s.io/v1",
+                "kind": "PartialObjectMetadataList",
+                "metadata": metadata,
+                "items": page.items.iter().map(partial).collect::<Vec<_>>(),
+            }),
+            Shape::Table => {
+                let rows = page
+                    .items
+                    .into_iter()
+                    .map(|item| self.row(item))
+                    .collect::<Result<Vec<_>, _>>()?;
+                json!({
+                    "kind": "Table",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": metadata,
+                    "columnDefinitions": self.columns(),
+                    "rows": rows,
+                })
+            }
+        };
+        Ok(self.respond(StatusCode::OK, &body))
+    }
+
+    /// The Table column definitions of this resource and version.
+    pub fn columns(&self) -> Value {
+        serde_json::to_value(openapi::table_columns(self.resource, self.version))
+            .unwrap_or_else(|_| json!([]))
+    }
+
+    /// One Table row for a stored object.
+    ///
+    /// # Errors
+    /// As [`Renderer::encode`] when the row embeds the whole object.
+    pub fn row(&self, stored: Value) -> Result<Value, ApiError> {
+        let cells =
+            openapi::table_row_cells(self.resource, self.version, &stored, jiff::Timestamp::now());
+        let mut row = json!({"cells": cells});
+        match self.include_object {
+            IncludeObject::Metadata => row["object"] = partial(&stored),
+            IncludeObject::Object => row["object"] = self.encode(stored)?,
+            IncludeObject::None => {}
+        }
+        Ok(row)
+    }
+
+    /// Serialises `body` in the negotiated format with the warnings.
+    pub fn respond(&self, status: StatusCode, body: &Value) -> Response {
+        let (bytes, content_type) = match self.output.format {
+            Format::Yaml if self.output.shape == Shape::Object => (
+                serde_yaml::to_string(body).unwrap_or_default().into_bytes(),
+                "application/yaml",
+            ),
+            _ => (
+                serde_json::to_vec(body).unwrap_or_default(),
+                "application/json",
+            ),
+        };
+        let mut response = Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(bytes))
+            .expect("static response");
+        self.add_warnings(response.headers_mut());
+        response
+    }
+
+    /// Adds the `Warning` headers (deprecation and unknown fields).
+    pub fn add_warnings(&self, headers: &mut http::HeaderMap) {
+        for warning in &self.warnings {
+            if let Ok(value) = HeaderValue::from_str(warning) {
+                headers.append(header::WARNING, value);
+            }
+        }
+    }
+}
+
+/// `PartialObjectMetadata` of a stored object.
+pub fn partial(stored: &Value) -> Value {
+    json!({
+        "kind": "PartialObjectMetadata",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": stored.get("metadata").cloned().unwrap_or_else(|| json!({})),
+    })
+}
+
+/// A `Warning` header value: `299 - "<text>"` with quotes and backslashes escaped.
+pub fn warning(text: &str) -> String {
+    format!(
+        "299 - \"{}\"",
+        text.replace('\\', "\\\\").replace('"', "\\\"")
+    )
+}
