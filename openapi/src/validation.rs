@@ -12,6 +12,7 @@ mod sources;
 use serde_json::Value;
 
 use crate::codec::typed_v1;
+use crate::convert;
 use crate::error::Cause;
 use crate::resource::{Kind, ResourceInfo};
 use crate::v1;
@@ -28,6 +29,7 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<Cause> {
             Ok(obj) => {
                 metadata::validate(&obj.metadata, &mut causes);
                 sources::oci_repository(&obj, &mut causes);
+                conversion(convert::oci_repository_to_v1beta2(obj).err(), &mut causes);
             }
             Err(e) => causes.extend(e.causes()),
         },
@@ -42,9 +44,22 @@ pub fn validate(resource: &ResourceInfo, object: &Value) -> Vec<Cause> {
             Ok(obj) => {
                 metadata::validate(&obj.metadata, &mut causes);
                 sources::helm_chart(&obj, &mut causes);
+                conversion(convert::helm_chart_to_v1beta2(obj).err(), &mut causes);
             }
             Err(e) => causes.extend(e.causes()),
         },
     }
     causes
+}
+
+/// A corrupt [`convert::V1BETA2_FIELDS_ANNOTATION`] would make every v1beta2 read fail, so it
+/// is rejected on write.
+fn conversion(err: Option<crate::Error>, causes: &mut Vec<Cause>) {
+    if let Some(crate::Error::Conversion { message, .. }) = err {
+        causes.push(Cause::invalid(
+            "metadata.annotations",
+            convert::V1BETA2_FIELDS_ANNOTATION,
+            &format!("must hold the v1beta2-only fields as a JSON object: {message}"),
+        ));
+    }
 }

@@ -590,3 +590,16 @@ fn messages_follow_kubernetes_wording() {
         ("FieldValueRequired", "Required value")
     );
 }
+
+#[test]
+fn a_corrupt_conversion_annotation_is_rejected_in_v1_and_replaced_in_v1beta2() {
+    let mut obj = base("HelmChart");
+    merge(
+        &mut obj,
+        &json!({"metadata": {"annotations": {"source.toolkit.fluxcd.io/v1beta2-fields": "not json"}}}),
+    );
+    let expected: BTreeSet<String> = ["metadata.annotations".to_owned()].into();
+    assert_eq!(fields("HelmChart", Version::V1, &obj), expected);
+    // A v1beta2 body is authoritative for the v1beta2-only fields: the annotation is rewritten.
+    assert!(fields("HelmChart", Version::V1beta2, &obj).is_empty());
+}
