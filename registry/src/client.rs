@@ -4,7 +4,34 @@
 //! client certificates (mutual TLS), plain-HTTP registries, proxies, retries.
 //!
 //! Memory: blob bodies are streamed in both directions; only manifests (≤ 4 MiB), token
-//! responses (≤ 1 MiB), tag pages and error bodies (first 4 KiB) are held in memory.
+//! responses (≤ 1 MiB), tag pages (≤ 16 MiB each) and error bodies (first 4 KiB) are held in
+//! memory.
+//!
+//! Not here: artifact layout (see `artifact`), Kubernetes Secrets (callers turn them into
+//! [`Credentials`] / [`ClientIdentity`]), cloud provider logins, signature verification.
+//!
+//! ```no_run
+//! use futures::StreamExt as _;
+//! use registry::client::{Client, ClientConfig, Credentials, DockerConfig};
+//! use registry::Reference;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::new(ClientConfig {
+//!     credentials: Credentials::DockerConfig(DockerConfig::load_default()?),
+//!     ..ClientConfig::default()
+//! })?;
+//! let reference: Reference = "oci://ghcr.io/org/app:v1.0.0".parse()?;
+//! let (manifest, descriptor, _raw) = client.get_manifest(&reference).await?;
+//! println!("{reference} is {}", descriptor.digest);
+//! for layer in &manifest.as_image().ok_or("not an image manifest")?.layers {
+//!     let mut blob = client.get_blob(&reference, layer).await?;
+//!     while let Some(chunk) = blob.next().await {
+//!         let _bytes = chunk?; // verified: the last item is an error on digest mismatch
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::path::Path;
@@ -54,10 +81,11 @@ const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
 /// `source-apiserver/<version>`, 3 attempts with 500 ms base backoff.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
-    /// Bounds every request: the connect, the wait for response headers, and each wait for the
-    /// next body chunk when streaming (an idle timeout, so a large blob that keeps flowing is
-    /// never cut off). Buffered bodies (manifests, tokens, tag pages) are bounded as a whole.
-    /// Exceeding it gives [`Error::Timeout`]. Default 60 s.
+    /// Bounds every request: the connect, the send until response headers arrive (for a file
+    /// upload, plus one second per MiB of the body), and each wait for the next body chunk when
+    /// streaming a blob (an idle timeout, so a large download that keeps flowing is never cut
+    /// off). Buffered bodies (manifests, tokens, tag pages) are bounded as a whole, and so is a
+    /// credential helper run. Exceeding it gives [`Error::Timeout`]. Default 60 s.
     pub timeout: Duration,
     /// Talk plain HTTP to the registry (like Docker's `--insecure-registry`, Flux
     /// `spec.insecure`). Default `false` (HTTPS).

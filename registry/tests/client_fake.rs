@@ -50,6 +50,7 @@ struct Fake {
     generation: AtomicUsize,
     uploads: std::sync::Mutex<HashMap<String, Vec<u8>>>,
     log: std::sync::Mutex<Vec<String>>,
+    proxy_authorization: std::sync::Mutex<Option<String>>,
 }
 
 async fn serve(knobs: Knobs) -> (String, Arc<Fake>) {
@@ -89,6 +90,12 @@ async fn handle(
         .lock()
         .unwrap()
         .push(format!("{method} {}", uri.path()));
+    if let Some(v) = headers
+        .get(header::PROXY_AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        *fake.proxy_authorization.lock().unwrap() = Some(v.to_owned());
+    }
     let k = fake.knobs;
     if let Some(d) = k.delay {
         tokio::time::sleep(d).await;
@@ -466,4 +473,45 @@ async fn a_revoked_token_is_replaced_on_401() {
         c.get_manifest(&app(&host)).await.unwrap();
         assert_eq!(fake.token_requests.load(Ordering::SeqCst), round);
     }
+}
+
+#[tokio::test]
+async fn requests_go_through_the_configured_proxy_with_its_credentials() {
+    use base64::Engine as _;
+    // The fake answers proxied (absolute-form) requests for any host, so it stands in for a proxy.
+    let (host, fake) = serve(Knobs::default()).await;
+    let c = Client::new(ClientConfig {
+        insecure: true,
+        proxy: Some(registry::client::ProxyConfig {
+            address: format!("http://{host}"),
+            username: Some("proxyuser".into()),
+            password: Some("proxypass".into()),
+        }),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let r: Reference = "registry.invalid:5000/app:v1".parse().unwrap();
+    assert_eq!(
+        c.resolve(&r).await.unwrap().digest,
+        Digest::sha256_of(MANIFEST)
+    );
+    let want = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("proxyuser:proxypass")
+    );
+    assert_eq!(
+        fake.proxy_authorization.lock().unwrap().as_deref(),
+        Some(want.as_str())
+    );
+
+    let bad = Client::new(ClientConfig {
+        proxy: Some(registry::client::ProxyConfig {
+            address: "::not a url::".into(),
+            username: None,
+            password: None,
+        }),
+        ..ClientConfig::default()
+    })
+    .unwrap_err();
+    assert!(matches!(bad, Error::InvalidConfig { .. }), "{bad:?}");
 }

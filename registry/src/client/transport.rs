@@ -116,11 +116,17 @@ impl Transport {
             b = b.identity(identity);
         }
         if let Some(p) = &config.proxy {
-            let mut proxy = reqwest::Proxy::all(&p.address)
-                .map_err(|e| invalid(format!("invalid proxy address {:?}: {e}", p.address)))?;
+            let bad = |e: String| invalid(format!("invalid proxy address {:?}: {e}", p.address));
+            let mut url = Url::parse(&p.address).map_err(|e| bad(e.to_string()))?;
             if let Some(user) = &p.username {
-                proxy = proxy.basic_auth(user, p.password.as_deref().unwrap_or(""));
+                // Credentials travel in the proxy URL; reqwest sends them as
+                // `Proxy-Authorization` (plain-HTTP targets) or on `CONNECT` (HTTPS targets).
+                url.set_username(user)
+                    .map_err(|()| bad("cannot carry a user name".into()))?;
+                url.set_password(p.password.as_deref())
+                    .map_err(|()| bad("cannot carry a password".into()))?;
             }
+            let proxy = reqwest::Proxy::all(url.as_str()).map_err(|e| bad(e.to_string()))?;
             b = b.proxy(proxy);
         }
         let http = b
@@ -437,10 +443,19 @@ impl Transport {
             }
         };
         tracing::debug!(method = %req.method, url = %url_s, "registry request");
-        tokio::time::timeout(self.config.timeout, b.send())
+        tokio::time::timeout(request_timeout(self.config.timeout, &req.payload), b.send())
             .await
             .map_err(|_| Error::Timeout { url: url_s.clone() })?
             .map_err(|e| classify(&url_s, e))
+    }
+}
+
+/// The bound on one request: `timeout`, plus one second per MiB of a file body so that a large
+/// upload on a slow link (down to 1 MiB/s) is not cut off.
+fn request_timeout(timeout: Duration, payload: &Payload) -> Duration {
+    match payload {
+        Payload::File { len, .. } => timeout + Duration::from_secs(len / (1024 * 1024)),
+        _ => timeout,
     }
 }
 
