@@ -63,8 +63,8 @@ impl Artifact {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AccessFrom {
-    /// Namespace selectors, ORed. Required (may be empty).
-    #[serde(default)]
+    /// Namespace selectors, ORed. Required (may be empty); a missing list is a decode error
+    /// (`Required value`), as in Flux's schema.
     pub namespace_selectors: Vec<NamespaceSelector>,
 }
 
