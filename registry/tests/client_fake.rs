@@ -194,6 +194,35 @@ async fn handle(
             }
             resp
         }
+        ("GET", p) if p.starts_with("/v2/app/referrers/") => {
+            // Two pages; the server ignores `artifactType` so the client must filter.
+            let second = query(&uri).contains_key("page");
+            let (kind, digest) = if second {
+                ("application/vnd.example.sbom", Digest::sha256_of(b"sbom"))
+            } else {
+                (
+                    "application/vnd.dev.cosign.artifact.sig.v1+json",
+                    Digest::sha256_of(b"sig"),
+                )
+            };
+            let body = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": media_types::OCI_INDEX,
+                "manifests": [{
+                    "mediaType": media_types::OCI_MANIFEST,
+                    "digest": digest.to_string(),
+                    "size": 10,
+                    "artifactType": kind,
+                }],
+            });
+            let mut resp = axum::Json(body).into_response();
+            if !second {
+                let link = format!(r#"<{p}?page=2>; rel="next""#);
+                resp.headers_mut()
+                    .insert(header::LINK, link.parse().unwrap());
+            }
+            resp
+        }
         ("POST", "/v2/app/blobs/uploads/") => {
             let id = format!("/upload/{n}");
             fake.uploads.lock().unwrap().insert(id.clone(), Vec::new());
@@ -514,4 +543,23 @@ async fn requests_go_through_the_configured_proxy_with_its_credentials() {
     })
     .unwrap_err();
     assert!(matches!(bad, Error::InvalidConfig { .. }), "{bad:?}");
+}
+
+#[tokio::test]
+async fn referrers_are_paged_and_filtered_by_artifact_type() {
+    let (host, _) = serve(Knobs::default()).await;
+    let subject = Digest::sha256_of(MANIFEST);
+    let all = client()
+        .referrers(&app(&host), &subject, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(all.manifests.len(), 2);
+    let sboms = client()
+        .referrers(&app(&host), &subject, Some("application/vnd.example.sbom"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sboms.manifests.len(), 1);
+    assert_eq!(sboms.manifests[0].digest, Digest::sha256_of(b"sbom"));
 }

@@ -297,3 +297,77 @@ async fn nothing_listening_is_a_retryable_connect_error() {
     );
     assert!(err.is_retryable());
 }
+
+#[tokio::test]
+async fn docker_manifests_and_indexes_are_resolved_with_their_media_types() {
+    let reg = RegistryBuilder::new().start();
+    let client = client();
+    let r = reference(&reg, "multi:image");
+    let config = client
+        .push_blob_bytes(&r, Bytes::from_static(b"{}"))
+        .await
+        .unwrap();
+    let layer = client
+        .push_blob_bytes(&r, Bytes::from_static(b"layer"))
+        .await
+        .unwrap();
+    let docker = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_types::DOCKER_MANIFEST_V2,
+        "config": {"mediaType": media_types::DOCKER_CONFIG, "digest": config.digest, "size": config.size},
+        "layers": [{"mediaType": media_types::DOCKER_LAYER_TAR_GZIP, "digest": layer.digest, "size": layer.size}],
+    });
+    let docker = Bytes::from(serde_json::to_vec(&docker).unwrap());
+    let docker_digest = client
+        .push_manifest(&r, media_types::DOCKER_MANIFEST_V2, docker.clone())
+        .await
+        .unwrap();
+    let resolved = client.resolve(&r).await.unwrap();
+    assert_eq!(resolved.media_type, media_types::DOCKER_MANIFEST_V2);
+    let (m, _, _) = client.get_manifest(&r).await.unwrap();
+    assert_eq!(m.as_image().unwrap().layers[0].digest, layer.digest);
+
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media_types::OCI_INDEX,
+        "manifests": [{
+            "mediaType": media_types::DOCKER_MANIFEST_V2,
+            "digest": docker_digest,
+            "size": docker.len(),
+            "platform": {"architecture": "amd64", "os": "linux"},
+        }],
+    });
+    let index = Bytes::from(serde_json::to_vec(&index).unwrap());
+    let ri = r.with_tag("index");
+    let index_digest = client
+        .push_manifest(&ri, media_types::OCI_INDEX, index)
+        .await
+        .unwrap();
+    let resolved = client.resolve(&ri).await.unwrap();
+    assert_eq!(
+        (resolved.media_type.as_str(), &resolved.digest),
+        (media_types::OCI_INDEX, &index_digest)
+    );
+    let (m, _, _) = client.get_manifest(&ri).await.unwrap();
+    let entry = &m.as_index().unwrap().manifests[0];
+    assert_eq!(entry.digest, docker_digest);
+    assert_eq!(entry.platform.as_ref().unwrap().os, "linux");
+}
+
+#[tokio::test]
+async fn blobs_are_mounted_across_repositories() {
+    let reg = RegistryBuilder::new().start();
+    let client = client();
+    let a = reference(&reg, "a:v1");
+    let b = reference(&reg, "b:v1");
+    let d = client
+        .push_blob_bytes(&a, Bytes::from_static(b"shared"))
+        .await
+        .unwrap();
+    assert!(!client.blob_exists(&b, &d.digest).await.unwrap());
+    assert!(client.mount_blob(&b, "a", &d.digest).await.unwrap());
+    assert!(client.blob_exists(&b, &d.digest).await.unwrap());
+    // A blob the source does not have is not mounted; the caller uploads instead.
+    let missing = Digest::sha256_of(b"nowhere");
+    assert!(!client.mount_blob(&b, "a", &missing).await.unwrap());
+}
