@@ -111,6 +111,69 @@ pub mod reasons {
     pub const UNSUPPORTED_SOURCE_KIND: &str = "UnsupportedSourceKind";
     /// HelmChart: the source has no artifact.
     pub const NO_SOURCE_ARTIFACT: &str = "NoSourceArtifact";
+    /// HelmChart build: patching `Chart.yaml` metadata failed (persistent).
+    pub const METADATA_PATCH_ERROR: &str = "MetadataPatchError";
+    /// HelmChart build: building dependencies failed.
+    pub const DEPENDENCY_BUILD_ERROR: &str = "DependencyBuildError";
+    /// HelmChart build: unclassified failure.
+    pub const UNKNOWN: &str = "Unknown";
+    /// A cache operation failed.
+    pub const CACHE_OPERATION_FAILED: &str = "CacheOperationFailed";
+    /// Invalid STS configuration.
+    pub const INVALID_STS_CONFIGURATION: &str = "InvalidSTSConfiguration";
+    /// Invalid provider configuration.
+    pub const INVALID_PROVIDER_CONFIGURATION: &str = "InvalidProviderConfiguration";
+    /// Generic reconciliation success (`meta`).
+    pub const RECONCILIATION_SUCCEEDED: &str = "ReconciliationSucceeded";
+    /// Generic reconciliation failure (`meta`).
+    pub const RECONCILIATION_FAILED: &str = "ReconciliationFailed";
+}
+
+/// How Flux's source-controller summarizes conditions into `Ready`
+/// (`internal/controller/ocirepository_controller.go`, `helmchart_controller.go`).
+pub mod summary {
+    use super::types;
+
+    /// OCIRepository: conditions summarized into Ready, highest priority first.
+    pub const OCI_REPOSITORY_SUMMARIZE: &[&str] = &[
+        types::STORAGE_OPERATION_FAILED,
+        types::FETCH_FAILED,
+        types::ARTIFACT_OUTDATED,
+        types::ARTIFACT_IN_STORAGE,
+        types::SOURCE_VERIFIED,
+        types::STALLED,
+        types::RECONCILING,
+    ];
+    /// OCIRepository: conditions whose `True` is abnormal.
+    pub const OCI_REPOSITORY_NEGATIVE_POLARITY: &[&str] = &[
+        types::STORAGE_OPERATION_FAILED,
+        types::FETCH_FAILED,
+        types::ARTIFACT_OUTDATED,
+        types::STALLED,
+        types::RECONCILING,
+    ];
+    /// HelmChart: as OCIRepository's, with `BuildFailed` after `FetchFailed`.
+    pub const HELM_CHART_SUMMARIZE: &[&str] = &[
+        types::STORAGE_OPERATION_FAILED,
+        types::FETCH_FAILED,
+        types::BUILD_FAILED,
+        types::ARTIFACT_OUTDATED,
+        types::ARTIFACT_IN_STORAGE,
+        types::SOURCE_VERIFIED,
+        types::STALLED,
+        types::RECONCILING,
+    ];
+    /// HelmChart: conditions whose `True` is abnormal.
+    pub const HELM_CHART_NEGATIVE_POLARITY: &[&str] = &[
+        types::STORAGE_OPERATION_FAILED,
+        types::FETCH_FAILED,
+        types::BUILD_FAILED,
+        types::ARTIFACT_OUTDATED,
+        types::STALLED,
+        types::RECONCILING,
+    ];
+    /// Bipolar: when `False`, Ready is forced `False` with its reason and message.
+    pub const BIPOLARITY: &[&str] = &[types::SOURCE_VERIFIED];
 }
 
 /// The condition of `type_`, if present.
@@ -128,41 +191,85 @@ pub fn is_false(conditions: &[Condition], type_: &str) -> bool {
     get(conditions, type_).is_some_and(|c| c.status == "False")
 }
 
-/// Sets a condition the way Flux's `conditions.Set` does: an existing condition of the same
-/// type is replaced, keeping its `lastTransitionTime` unless the status changed; conditions
-/// are kept sorted with `Ready` first, then by type.
+/// Maximum condition message length; longer messages are trimmed with a `...` suffix.
+pub const MAX_MESSAGE_LENGTH: usize = 32768;
+
+fn trim_message(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE_LENGTH {
+        return message.to_owned();
+    }
+    let mut end = MAX_MESSAGE_LENGTH - 3;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &message[..end])
+}
+
+/// Sort weight of the condition types Flux lists first: Stalled, Reconciling, Ready.
+fn weight(type_: &str) -> Option<u8> {
+    match type_ {
+        types::STALLED => Some(0),
+        types::RECONCILING => Some(1),
+        types::READY => Some(2),
+        _ => None,
+    }
+}
+
+/// Flux's `lexicographicLess`: Stalled, Reconciling, Ready first (in that order), then the
+/// others by highest `observedGeneration`, then by type.
+fn order(a: &Condition, b: &Condition) -> std::cmp::Ordering {
+    match (weight(&a.type_), weight(&b.type_)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => b
+            .observed_generation
+            .cmp(&a.observed_generation)
+            .then_with(|| a.type_.cmp(&b.type_)),
+    }
+}
+
+/// Sets a condition the way Flux's `runtime/conditions.Set` does (fluxcd/pkg, the code that
+/// `MarkTrue`/`MarkFalse` call):
 ///
-/// `status` is `"True"`, `"False"` or `"Unknown"`; `observed_generation` is the object's
-/// `metadata.generation`; `now` is used as `lastTransitionTime` for a new or changed condition.
+/// - `observedGeneration` is always set to `generation` (the object's `metadata.generation`);
+/// - the message is trimmed to [`MAX_MESSAGE_LENGTH`] bytes;
+/// - an existing condition of the same type keeps its `lastTransitionTime` unless its state
+///   (status, reason or message) changes — Flux's code compares all three, not only the
+///   status; a new or changed condition gets `now`;
+/// - conditions are sorted: Stalled, Reconciling, Ready, then the rest by highest
+///   `observedGeneration` and type.
+///
+/// `status` is `"True"`, `"False"` or `"Unknown"`.
 pub fn set(
     conditions: &mut Vec<Condition>,
     type_: &str,
     status: &str,
     reason: &str,
     message: &str,
-    observed_generation: Option<i64>,
+    generation: Option<i64>,
     now: Time,
 ) {
     let mut new = Condition {
         type_: type_.to_owned(),
         status: status.to_owned(),
         reason: reason.to_owned(),
-        message: message.to_owned(),
-        observed_generation,
+        message: trim_message(message),
+        observed_generation: generation,
         last_transition_time: now,
     };
     if let Some(existing) = conditions.iter_mut().find(|c| c.type_ == type_) {
-        if existing.status == new.status {
+        let same_state = existing.status == new.status
+            && existing.reason == new.reason
+            && existing.message == new.message;
+        if same_state {
             new.last_transition_time = existing.last_transition_time.clone();
         }
         *existing = new;
     } else {
         conditions.push(new);
     }
-    conditions.sort_by(|a, b| {
-        (a.type_ != types::READY, a.type_.as_str())
-            .cmp(&(b.type_ != types::READY, b.type_.as_str()))
-    });
+    conditions.sort_by(order);
 }
 
 /// Sets the condition to `True` (Flux's `conditions.MarkTrue`).
@@ -171,18 +278,10 @@ pub fn mark_true(
     type_: &str,
     reason: &str,
     message: &str,
-    observed_generation: Option<i64>,
+    generation: Option<i64>,
     now: Time,
 ) {
-    set(
-        conditions,
-        type_,
-        "True",
-        reason,
-        message,
-        observed_generation,
-        now,
-    );
+    set(conditions, type_, "True", reason, message, generation, now);
 }
 
 /// Sets the condition to `False` (Flux's `conditions.MarkFalse`).
@@ -191,18 +290,10 @@ pub fn mark_false(
     type_: &str,
     reason: &str,
     message: &str,
-    observed_generation: Option<i64>,
+    generation: Option<i64>,
     now: Time,
 ) {
-    set(
-        conditions,
-        type_,
-        "False",
-        reason,
-        message,
-        observed_generation,
-        now,
-    );
+    set(conditions, type_, "False", reason, message, generation, now);
 }
 
 /// Sets the condition to `Unknown` (Flux's `conditions.MarkUnknown`).
@@ -211,18 +302,45 @@ pub fn mark_unknown(
     type_: &str,
     reason: &str,
     message: &str,
-    observed_generation: Option<i64>,
+    generation: Option<i64>,
     now: Time,
 ) {
     set(
+        conditions, type_, "Unknown", reason, message, generation, now,
+    );
+}
+
+/// Marks `Reconciling=True` and removes `Stalled` (Flux's `conditions.MarkReconciling`),
+/// done at the start of a reconcile.
+pub fn mark_reconciling(
+    conditions: &mut Vec<Condition>,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Time,
+) {
+    delete(conditions, types::STALLED);
+    mark_true(
         conditions,
-        type_,
-        "Unknown",
+        types::RECONCILING,
         reason,
         message,
-        observed_generation,
+        generation,
         now,
     );
+}
+
+/// Marks `Stalled=True` and removes `Reconciling` (Flux's `conditions.MarkStalled`), for an
+/// error that needs a spec change.
+pub fn mark_stalled(
+    conditions: &mut Vec<Condition>,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Time,
+) {
+    delete(conditions, types::RECONCILING);
+    mark_true(conditions, types::STALLED, reason, message, generation, now);
 }
 
 /// Removes the condition of `type_` (Flux's `conditions.Delete`).
@@ -239,50 +357,37 @@ mod tests {
     }
 
     #[test]
-    fn transition_time_changes_only_with_status() {
+    fn transition_time_changes_only_with_the_state() {
         let mut c = Vec::new();
-        mark_true(
-            &mut c,
-            types::READY,
-            reasons::SUCCEEDED,
-            "ok",
-            Some(1),
+        let ready = types::READY;
+        mark_true(&mut c, ready, reasons::SUCCEEDED, "ok", Some(1), at(10));
+        mark_true(&mut c, ready, reasons::SUCCEEDED, "ok", Some(2), at(20));
+        assert_eq!(
+            c[0].last_transition_time,
             at(10),
+            "same state keeps the time"
         );
-        mark_true(
-            &mut c,
-            types::READY,
-            reasons::SUCCEEDED,
-            "still ok",
+        assert_eq!(
+            c[0].observed_generation,
             Some(2),
-            at(20),
+            "generation always updated"
         );
-        assert_eq!(c[0].last_transition_time, at(10));
-        assert_eq!(c[0].message, "still ok");
-        assert_eq!(c[0].observed_generation, Some(2));
-        mark_false(
-            &mut c,
-            types::READY,
-            reasons::FAILED,
-            "bad",
-            Some(2),
-            at(30),
+        mark_true(&mut c, ready, reasons::SUCCEEDED, "new", Some(2), at(25));
+        assert_eq!(
+            c[0].last_transition_time,
+            at(25),
+            "a new message is a transition"
         );
+        mark_false(&mut c, ready, reasons::FAILED, "bad", Some(2), at(30));
         assert_eq!(c[0].last_transition_time, at(30));
-        assert!(is_false(&c, types::READY));
+        assert!(is_false(&c, ready));
     }
 
     #[test]
-    fn ready_sorts_first() {
+    fn conditions_sort_like_flux() {
         let mut c = Vec::new();
-        mark_true(
-            &mut c,
-            types::RECONCILING,
-            reasons::PROGRESSING,
-            "",
-            None,
-            at(1),
-        );
+        let p = reasons::PROGRESSING;
+        mark_true(&mut c, types::RECONCILING, p, "", None, at(1));
         mark_true(
             &mut c,
             types::ARTIFACT_IN_STORAGE,
@@ -291,11 +396,36 @@ mod tests {
             None,
             at(1),
         );
-        mark_unknown(&mut c, types::READY, reasons::PROGRESSING, "", None, at(1));
+        mark_unknown(&mut c, types::READY, p, "", None, at(1));
+        mark_true(
+            &mut c,
+            types::FETCH_FAILED,
+            reasons::FAILED,
+            "",
+            Some(2),
+            at(1),
+        );
         let order: Vec<&str> = c.iter().map(|c| c.type_.as_str()).collect();
-        assert_eq!(order, ["Ready", "ArtifactInStorage", "Reconciling"]);
-        delete(&mut c, types::RECONCILING);
+        assert_eq!(
+            order,
+            ["Reconciling", "Ready", "FetchFailed", "ArtifactInStorage"]
+        );
+        mark_stalled(&mut c, reasons::URL_INVALID, "bad url", None, at(2));
         assert!(get(&c, types::RECONCILING).is_none());
+        assert_eq!(c[0].type_, types::STALLED);
+        mark_reconciling(&mut c, p, "again", None, at(3));
+        assert!(get(&c, types::STALLED).is_none());
         assert!(is_true(&c, types::ARTIFACT_IN_STORAGE));
+        delete(&mut c, types::FETCH_FAILED);
+        assert!(get(&c, types::FETCH_FAILED).is_none());
+    }
+
+    #[test]
+    fn long_messages_are_trimmed() {
+        let mut c = Vec::new();
+        let long = "x".repeat(MAX_MESSAGE_LENGTH + 10);
+        mark_false(&mut c, types::READY, reasons::FAILED, &long, None, at(4));
+        assert_eq!(c[0].message.len(), MAX_MESSAGE_LENGTH);
+        assert!(c[0].message.ends_with("..."));
     }
 }
