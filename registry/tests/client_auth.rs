@@ -297,3 +297,24 @@ echo "credentials not found in native keychain"; exit 1"#,
     assert!(err.to_string().contains("keychain locked"), "{err}");
     assert!(err.is_auth());
 }
+
+#[tokio::test]
+async fn token_scopes_limit_what_the_user_may_do() {
+    let reg = RegistryBuilder::new()
+        .token_auth(
+            TokenAuth::new("alice", "s3cret")
+                .grant("app", &["pull", "push"])
+                .grant("readonly", &["pull"]),
+        )
+        .start();
+    let c = client(Credentials::DockerConfig(
+        DockerConfig::from_json(reg.docker_config_json().as_bytes()).unwrap(),
+    ));
+    push_artifact(&c, &reference(&reg, "app:v1")).await.unwrap();
+    let err = push_artifact(&c, &reference(&reg, "readonly:v1"))
+        .await
+        .unwrap_err();
+    assert!(err.is_auth(), "{err:?}");
+    let err = c.resolve(&reference(&reg, "secret:v1")).await.unwrap_err();
+    assert!(err.is_auth(), "{err:?}");
+}

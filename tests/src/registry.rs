@@ -58,6 +58,7 @@ pub struct TokenAuth {
     anonymous_pull: bool,
     refresh_token: Option<String>,
     expires_in_secs: u64,
+    grants: Vec<(String, Vec<String>)>,
 }
 
 impl TokenAuth {
@@ -69,6 +70,7 @@ impl TokenAuth {
             anonymous_pull: false,
             refresh_token: None,
             expires_in_secs: 300,
+            grants: Vec::new(),
         }
     }
 
@@ -83,6 +85,19 @@ impl TokenAuth {
     #[must_use]
     pub fn refresh_token(mut self, token: &str) -> Self {
         self.refresh_token = Some(token.to_owned());
+        self
+    }
+
+    /// Restricts the user to the listed grants: call once per repository with the actions
+    /// allowed there (`"pull"`, `"push"`, `"delete"`, or `"*"`). Without any call the user gets
+    /// every action requested on every repository; with calls, other repositories get nothing
+    /// (the registry then answers 401 `insufficient_scope`).
+    #[must_use]
+    pub fn grant(mut self, repository: &str, actions: &[&str]) -> Self {
+        self.grants.push((
+            repository.to_owned(),
+            actions.iter().map(|a| (*a).to_owned()).collect(),
+        ));
         self
     }
 
@@ -321,6 +336,18 @@ impl Registry {
         self.credentials
             .as_ref()
             .map(|(u, p)| (u.as_str(), p.as_str()))
+    }
+
+    /// A docker `config.json` with an `auths` entry (`auth` = base64 `user:password`) for this
+    /// registry's host, or `{"auths":{}}` without credentials.
+    pub fn docker_config_json(&self) -> String {
+        match &self.credentials {
+            Some((u, p)) => {
+                json!({"auths": {self.host.clone(): {"auth": STANDARD.encode(format!("{u}:{p}"))}}})
+                    .to_string()
+            }
+            None => json!({"auths": {}}).to_string(),
+        }
     }
 
     /// Number of tokens the token server has issued (0 without token auth).
@@ -618,7 +645,24 @@ fn issue(
         };
         let requested: Vec<&str> = actions.split(',').filter(|a| !a.is_empty()).collect();
         let granted: Vec<&str> = match who {
-            Who::User(_) => requested,
+            Who::User(_) if state.auth.grants.is_empty() => requested,
+            Who::User(_) => {
+                let allowed: Vec<&String> = state
+                    .auth
+                    .grants
+                    .iter()
+                    .filter(|(repo, _)| kind == "repository" && repo == name)
+                    .flat_map(|(_, actions)| actions)
+                    .collect();
+                requested
+                    .into_iter()
+                    .filter(|a| {
+                        allowed
+                            .iter()
+                            .any(|g| g.as_str() == *a || g.as_str() == "*")
+                    })
+                    .collect()
+            }
             Who::Anonymous if state.auth.anonymous_pull => {
                 requested.into_iter().filter(|a| *a == "pull").collect()
             }
