@@ -306,6 +306,47 @@ impl SemverConstraint {
     }
 }
 
+/// Picks the highest tag satisfying `constraint`, as Flux's OCIRepository reconciler does
+/// (`getTagBySemver`): tags not matching `filter` (a `spec.ref.semverFilter` regex) are
+/// dropped; each tag must parse with [`parse_flux_version`] (three parts, `v` prefix allowed);
+/// with `helm_encoding` (layer media type is a Helm chart) `_` in a tag stands for `+`; the
+/// highest version wins (build metadata breaks ties by string order, as in
+/// Masterminds' sort) and the original tag string is returned.
+pub fn latest_matching<'a>(
+    tags: impl IntoIterator<Item = &'a str>,
+    constraint: &SemverConstraint,
+    filter: Option<&Regex>,
+    helm_encoding: bool,
+) -> Option<&'a str> {
+    let mut best: Option<(semver::Version, &'a str)> = None;
+    for tag in tags {
+        if filter.is_some_and(|f| !f.is_match(tag)) {
+            continue;
+        }
+        let text = if helm_encoding {
+            tag.replace('_', "+")
+        } else {
+            tag.to_owned()
+        };
+        let Some(version) = parse_flux_version(&text) else {
+            continue;
+        };
+        if !constraint.matches(&version) {
+            continue;
+        }
+        let better = match &best {
+            None => true,
+            Some((b, _)) => compare(&version, b)
+                .then_with(|| version.build.as_str().cmp(b.build.as_str()))
+                .is_gt(),
+        };
+        if better {
+            best = Some((version, tag));
+        }
+    }
+    best.map(|(_, tag)| tag)
+}
+
 impl fmt::Display for SemverConstraint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)

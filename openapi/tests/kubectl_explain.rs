@@ -80,12 +80,33 @@ impl Docs {
     }
 }
 
-fn kubectl() -> PathBuf {
+/// The machine's `kubectl` plus the versioned `kubectl.1.NN` builds beside it (1.27+ read
+/// OpenAPI v3 for `explain`).
+fn kubectls() -> Vec<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
+    let kubectl = std::env::split_paths(&path)
         .map(|d| d.join("kubectl"))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("kubectl not found on PATH: run scripts/setup.sh"))
+        .unwrap_or_else(|| panic!("kubectl not found on PATH: run scripts/setup.sh"));
+    let mut all = vec![kubectl.clone()];
+    if let Some(dir) = kubectl.parent() {
+        let mut versioned: Vec<PathBuf> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.strip_prefix("kubectl.1.")
+                        .and_then(|minor| minor.parse::<u32>().ok())
+                        .is_some_and(|minor| minor >= 27)
+                })
+            })
+            .collect();
+        versioned.sort();
+        all.extend(versioned);
+    }
+    all
 }
 
 fn explain(kubectl: &PathBuf, home: &std::path::Path, server: &str, args: &[&str]) -> String {
@@ -122,28 +143,24 @@ fn kubectl_explain_shows_flux_field_docs() {
             std::thread::spawn(move || docs.serve(stream));
         }
     });
-    let kubectl = kubectl();
-    let home = tempfile::tempdir().unwrap();
+    for kubectl in kubectls() {
+        let home = tempfile::tempdir().unwrap();
+        let name = kubectl.display().to_string();
+        let text = explain(&kubectl, home.path(), &server, &["ocirepository.spec.ref"]);
+        assert!(text.contains("KIND:       OCIRepository"), "{name}: {text}");
+        assert!(text.contains("VERSION:    v1"), "{name}: {text}");
+        assert!(text.contains("semverFilter"), "{name}: {text}");
+        assert!(
+            text.contains("takes precedence over SemVer"),
+            "{name}: {text}"
+        );
 
-    let text = explain(&kubectl, home.path(), &server, &["ocirepository.spec.ref"]);
-    assert!(text.contains("KIND:       OCIRepository"), "{text}");
-    assert!(text.contains("VERSION:    v1"), "{text}");
-    assert!(text.contains("semverFilter"), "{text}");
-    assert!(text.contains("takes precedence over SemVer"), "{text}");
+        let args = ["hc.spec", "--api-version=source.toolkit.fluxcd.io/v1beta2"];
+        let text = explain(&kubectl, home.path(), &server, &args);
+        assert!(text.contains("valuesFile\t<string>"), "{name}: {text}");
 
-    let text = explain(
-        &kubectl,
-        home.path(),
-        &server,
-        &["hc.spec", "--api-version=source.toolkit.fluxcd.io/v1beta2"],
-    );
-    assert!(text.contains("valuesFile\t<string>"), "{text}");
-
-    let text = explain(
-        &kubectl,
-        home.path(),
-        &server,
-        &["helmrepositories.metadata.managedFields"],
-    );
-    assert!(text.contains("ManagedFieldsEntry"), "{text}");
+        let args = ["helmrepositories.metadata.managedFields"];
+        let text = explain(&kubectl, home.path(), &server, &args);
+        assert!(text.contains("ManagedFieldsEntry"), "{name}: {text}");
+    }
 }

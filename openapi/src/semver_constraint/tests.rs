@@ -93,3 +93,27 @@ fn flux_versions_need_three_parts() {
     );
     assert!(parse_flux_version("6.0.3+1").is_some());
 }
+
+#[test]
+fn latest_matching_follows_flux() {
+    let tags = [
+        "latest",
+        "1.0.0",
+        "v1.2.0",
+        "1.3.0-rc.1",
+        "1.2",
+        "2.0.0",
+        "1.2.1_5",
+    ];
+    let c: SemverConstraint = "1.x".parse().unwrap();
+    assert_eq!(latest_matching(tags, &c, None, false), Some("v1.2.0"));
+    assert_eq!(latest_matching(tags, &c, None, true), Some("1.2.1_5"));
+    let pre: SemverConstraint = ">=1.0.0-0".parse().unwrap();
+    let rc = Regex::new(".*-rc.*").unwrap();
+    assert_eq!(
+        latest_matching(tags, &pre, Some(&rc), false),
+        Some("1.3.0-rc.1")
+    );
+    let none: SemverConstraint = ">=3".parse().unwrap();
+    assert_eq!(latest_matching(tags, &none, None, false), None);
+}
