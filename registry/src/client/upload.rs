@@ -7,7 +7,8 @@ use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use reqwest::{Method, Response, StatusCode};
 use url::Url;
 
-use super::transport::{Access, Payload, Req, status_error};
+use super::response::status_error;
+use super::transport::{Access, Payload, Req};
 use super::{Client, Error, ProgressFn, Result};
 use crate::digest::Digest;
 use crate::reference::Reference;

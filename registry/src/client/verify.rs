@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures::Stream;
 
-use super::transport::classify;
+use super::response::classify;
 use super::{Error, Result};
 use crate::digest::{Digest, Digester};
 
