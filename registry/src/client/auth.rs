@@ -137,7 +137,8 @@ struct CachedToken {
     expires_at: Instant,
 }
 
-/// Bearer tokens per (registry, scope), reused until 10 s before expiry.
+/// Bearer tokens per (registry, scope), reused until 10 s before expiry (or half the lifetime
+/// for short-lived tokens); expired entries are dropped on every insert.
 #[derive(Default)]
 pub(crate) struct TokenCache {
     tokens: HashMap<(String, String), CachedToken>,
@@ -151,6 +152,9 @@ impl TokenCache {
 
     pub(crate) fn put(&mut self, registry: &str, scope: &str, token: String, lifetime: Duration) {
         let margin = Duration::from_secs(10).min(lifetime / 2);
+        // Drop expired entries so a long-lived client talking to many repositories stays small.
+        let now = Instant::now();
+        self.tokens.retain(|_, t| t.expires_at > now);
         self.tokens.insert(
             (registry.to_owned(), scope.to_owned()),
             CachedToken {
