@@ -14,13 +14,13 @@ pub struct ClientConfig {
     /// upload, plus one second per MiB of the body), and each wait for the next body chunk when
     /// streaming a blob (an idle timeout, so a large download that keeps flowing is never cut
     /// off). Buffered bodies (manifests, tokens, tag pages) are bounded as a whole, and so is a
-    /// credential helper run. Exceeding it gives [`Error::Timeout`]. Default 60 s.
+    /// credential helper run. Exceeding it gives [`Error::Timeout`](super::Error::Timeout). Default 60 s.
     pub timeout: Duration,
     /// Talk plain HTTP to the registry (like Docker's `--insecure-registry`, Flux
     /// `spec.insecure`). Default `false` (HTTPS).
     pub insecure: bool,
     /// Extra PEM CA certificates (each entry may hold several), trusted in addition to the system
-    /// roots. Bad PEM gives [`Error::InvalidConfig`] from [`Client::new`].
+    /// roots. Bad PEM gives [`Error::InvalidConfig`](super::Error::InvalidConfig) from [`Client::new`](super::Client::new).
     pub ca_certs_pem: Vec<Vec<u8>>,
     /// Client certificate for mutual TLS. Default none.
     pub client_identity: Option<ClientIdentity>,
