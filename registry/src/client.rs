@@ -685,6 +685,24 @@ mod tests {
     }
 
     #[test]
+    fn client_futures_are_send_so_they_can_be_spawned() {
+        fn assert_send<T: Send>(_: &T) {}
+        fn assert_send_sync<T: Send + Sync + Clone>() {}
+        assert_send_sync::<Client>();
+        let client = Client::new(ClientConfig::default()).unwrap();
+        let r: Reference = "example.com/a:b".parse().unwrap();
+        let d = Descriptor::new("x", Digest::sha256_of(b""), 0);
+        assert_send(&client.resolve(&r));
+        assert_send(&client.get_manifest(&r));
+        assert_send(&client.list_tags(&r));
+        assert_send(&client.get_blob(&r, &d));
+        assert_send(&client.push_blob_file(&r, Path::new("x"), &d.digest, 0, None));
+        assert_send(&client.push_blob_bytes(&r, Bytes::new()));
+        assert_send(&client.push_manifest(&r, "x", Bytes::new()));
+        assert_send(&client.referrers(&r, &d.digest, None));
+    }
+
+    #[test]
     fn bad_ca_pem_is_invalid_config() {
         let c = ClientConfig {
             ca_certs_pem: vec![b"not pem".to_vec()],
