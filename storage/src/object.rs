@@ -136,9 +136,9 @@ pub(crate) fn prepare_create(key: &ObjectKey, mut object: Value) -> Result<Value
     meta.insert("generation".into(), Value::from(1));
     meta.remove("deletionTimestamp");
     meta.remove("deletionGracePeriodSeconds");
-    if let Some(map) = object.as_object_mut() {
-        map.remove("status");
-    }
+    // `status` is kept as given: the REST layer decides the initial status (it drops the
+    // client's and applies the CRD default `observedGeneration: -1`, as kube-apiserver's
+    // custom-resource strategy plus structural defaulting do). Storage imposes no API policy.
     Ok(object)
 }
 

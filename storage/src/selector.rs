@@ -38,6 +38,17 @@ impl Filter {
         })
     }
 
+    /// True when the filter has label requirements.
+    pub(crate) fn has_label_requirements(&self) -> bool {
+        !self.labels.is_empty()
+    }
+
+    /// True when the label map (`metadata.labels`, `None` when absent) matches the label
+    /// selector.
+    pub(crate) fn matches_label_map(&self, labels: Option<&Map<String, Value>>) -> bool {
+        self.labels.iter().all(|r| r.matches(labels))
+    }
+
     /// True when the object's labels match the label selector.
     pub(crate) fn matches_labels(&self, object: &Value) -> bool {
         if self.labels.is_empty() {

@@ -172,8 +172,9 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
     /// Creates an object and returns it as stored.
     ///
     /// Sets `metadata.uid` (UUID v4), `creationTimestamp` (RFC 3339, seconds, UTC),
-    /// `generation: 1` and `resourceVersion`; drops `status`, `deletionTimestamp` and
-    /// `deletionGracePeriodSeconds` (the CRD strategy with a status subresource). An empty
+    /// `generation: 1` and `resourceVersion`; drops `deletionTimestamp` and
+    /// `deletionGracePeriodSeconds`. `status` is stored as given: the caller (the REST layer)
+    /// decides the initial status, as the CRD strategy and defaulting do upstream. An empty
     /// `metadata.name`/`namespace` is filled in from `key`.
     ///
     /// # Errors

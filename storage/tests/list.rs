@@ -352,3 +352,61 @@ async fn ten_thousand_objects_list_in_one_page() {
             .all(|w| w[0]["metadata"]["name"].as_str() < w[1]["metadata"]["name"].as_str())
     );
 }
+
+#[tokio::test]
+async fn a_paged_selector_list_uses_labels_as_of_the_snapshot() {
+    let t = open().await;
+    for i in 0..4 {
+        let name = format!("o{i}");
+        t.store
+            .create(
+                &key("ns", &name),
+                with_labels(repo(&name), json!({"app": "web"})),
+                W,
+            )
+            .await
+            .unwrap();
+    }
+    let opts = ListOptions {
+        label_selector: Some("app=web".into()),
+        limit: Some(1),
+        ..Default::default()
+    };
+    let first = t.store.list(&repos(), None, &opts).await.unwrap();
+    assert_eq!(names(&first.items), ["ns/o0"]);
+    // o2 stops matching now, and o1 is deleted; the snapshot still has both matching
+    let o2 = t.store.get(&key("ns", "o2")).await.unwrap();
+    t.store
+        .update(
+            &key("ns", "o2"),
+            with_labels(o2, json!({"app": "db"})),
+            UpdatePart::Main,
+            W,
+        )
+        .await
+        .unwrap();
+    t.store
+        .delete(&key("ns", "o1"), DeleteOptions::default())
+        .await
+        .unwrap();
+    let mut token = first.continue_token;
+    let mut rest = Vec::new();
+    while let Some(tok) = token {
+        let page = t
+            .store
+            .list(
+                &repos(),
+                None,
+                &ListOptions {
+                    continue_token: Some(tok),
+                    ..opts.clone()
+                },
+            )
+            .await
+            .unwrap();
+        rest.extend(page.items);
+        token = page.continue_token;
+    }
+    assert_eq!(names(&rest), ["ns/o1", "ns/o2", "ns/o3"]);
+    assert_eq!(rest[1]["metadata"]["labels"]["app"], "web");
+}

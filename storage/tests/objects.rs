@@ -11,7 +11,7 @@ use support::*;
 const W: WriteOptions = WriteOptions { dry_run: false };
 
 #[tokio::test]
-async fn create_sets_system_metadata_and_drops_status() {
+async fn create_sets_system_metadata_and_keeps_the_given_status() {
     let t = open().await;
     let mut obj = repo("a");
     obj["status"] = json!({"x": 1});
@@ -25,7 +25,7 @@ async fn create_sets_system_metadata_and_drops_status() {
     let ts = m["creationTimestamp"].as_str().unwrap();
     assert!(ts.len() == 20 && ts.ends_with('Z'), "{ts}");
     assert!(m.get("deletionTimestamp").is_none());
-    assert!(stored.get("status").is_none());
+    assert_eq!(stored["status"], json!({"x": 1}));
     assert_eq!(rv(&stored), 1);
     assert_eq!(t.store.get(&key("ns", "a")).await.unwrap(), stored);
     assert_eq!(t.store.current_revision().await.unwrap().0, 1);

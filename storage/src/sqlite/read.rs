@@ -117,7 +117,87 @@ fn changes_since(
     Ok(out)
 }
 
+/// Collects one page while rows are offered in (namespace, name) order.
+struct Page<'f> {
+    filter: &'f Filter,
+    limit: Option<usize>,
+    items: Vec<Value>,
+    last_key: Option<(String, String)>,
+    /// More matching items follow the page.
+    more: bool,
+    /// How many (only counted without a selector).
+    remaining: u64,
+    /// Nothing more to learn from further rows.
+    done: bool,
+}
+
+impl Page<'_> {
+    /// Offers one row. `labels` is the row's `metadata.labels` as JSON text (or `None`);
+    /// `value` gives the object text and is only called for rows that are returned.
+    fn offer<'v>(
+        &mut self,
+        resource: &ResourceKey,
+        ns: &str,
+        name: &str,
+        labels: Option<&str>,
+        value: impl FnOnce() -> Result<&'v str>,
+    ) -> Result<()> {
+        if self.done || !self.filter.matches_key(ns, name) {
+            return Ok(());
+        }
+        let labels_match = || -> Result<bool> {
+            if !self.filter.has_label_requirements() {
+                return Ok(true);
+            }
+            let map: Option<serde_json::Map<String, Value>> = labels
+                .map(|l| {
+                    serde_json::from_str(l).map_err(|source| Error::Decode {
+                        key: format!("{resource}/{ns}/{name} labels"),
+                        source,
+                    })
+                })
+                .transpose()?;
+            Ok(self.filter.matches_label_map(map.as_ref()))
+        };
+        if self.limit.is_some_and(|l| self.items.len() >= l) {
+            if self.filter.is_empty() {
+                self.more = true;
+                self.remaining += 1;
+            } else if labels_match()? {
+                self.more = true;
+                self.done = true;
+            }
+            return Ok(());
+        }
+        if !labels_match()? {
+            return Ok(());
+        }
+        self.items
+            .push(decode(|| format!("{resource}/{ns}/{name}"), value()?)?);
+        self.last_key = Some((ns.to_owned(), name.to_owned()));
+        Ok(())
+    }
+}
+
+fn column_text<'r>(row: &'r rusqlite::Row<'_>, idx: usize) -> Result<Option<&'r str>> {
+    row.get_ref(idx)
+        .and_then(|v| {
+            v.as_str_or_null().map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    idx,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })
+        })
+        .map_err(Error::db("list objects"))
+}
+
 /// Lists one page at the current revision, or at the revision pinned by `token`.
+///
+/// Rows come from `objects` in (namespace, name) order. At an older revision (a continue
+/// token after later writes), keys changed since then are skipped there and taken instead
+/// from the `prev` state of their first later change in `events`.
 pub(super) fn list(
     conn: &mut Connection,
     resource: &ResourceKey,
@@ -150,8 +230,27 @@ pub(super) fn list(
     } else {
         BTreeMap::new()
     };
+    // State at `revision` of the changed keys that existed then, after the start key.
+    let mut old_rows: Vec<(String, String, String, Option<String>)> = Vec::new();
+    for ((ns, name), prev) in &changed {
+        let Some(text) = prev else { continue };
+        if after
+            .as_ref()
+            .is_some_and(|(ans, aname)| (ns, name) <= (ans, aname))
+        {
+            continue;
+        }
+        let value = decode(|| format!("{resource}/{ns}/{name}"), text)?;
+        let labels = value
+            .pointer("/metadata/labels")
+            .filter(|l| l.is_object())
+            .map(Value::to_string);
+        old_rows.push((ns.clone(), name.clone(), text.clone(), labels));
+    }
+    let mut old_rows = old_rows.into_iter().peekable();
 
-    let mut sql = String::from("SELECT ns, name, value FROM objects WHERE grp = ?1 AND res = ?2");
+    let mut sql =
+        String::from("SELECT ns, name, labels, value FROM objects WHERE grp = ?1 AND res = ?2");
     if namespace.is_some() {
         sql.push_str(" AND ns = ?3");
     }
@@ -170,83 +269,45 @@ pub(super) fn list(
         bind.push(("?4", &after_ns));
         bind.push(("?5", &after_name));
     }
-    let rows = stmt
-        .query_map(bind.as_slice(), |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })
+    let mut rows = stmt
+        .query(bind.as_slice())
         .map_err(Error::db("list objects"))?;
-
-    // Merge the current rows (minus keys changed after `revision`) with the state at
-    // `revision` of the changed keys; both are sorted by (namespace, name).
-    let current_rows = rows.filter_map(|row| match row {
-        Ok((ns, name, _))
-            if !changed.is_empty() && changed.contains_key(&(ns.clone(), name.clone())) =>
-        {
-            None
-        }
-        other => Some(other.map_err(Error::db("list objects"))),
-    });
-    let mut old_rows = changed
-        .iter()
-        .filter(|((ns, name), prev)| {
-            prev.is_some()
-                && after
-                    .as_ref()
-                    .is_none_or(|(ans, aname)| (ns, name) > (ans, aname))
-        })
-        .map(|((ns, name), prev)| (ns.clone(), name.clone(), prev.clone().unwrap_or_default()))
-        .peekable();
-    let mut current_rows = current_rows.peekable();
-    let mut merged = std::iter::from_fn(move || {
-        let take_old = match (current_rows.peek(), old_rows.peek()) {
-            (None, None) => return None,
-            (Some(Err(_)), _) => false,
-            (Some(Ok((cns, cname, _))), Some((ons, oname, _))) => (ons, oname) < (cns, cname),
-            (None, Some(_)) => true,
-            (Some(_), None) => false,
+    let mut page = Page {
+        filter,
+        limit: limit.filter(|&l| l > 0).map(|l| l as usize),
+        items: Vec::new(),
+        last_key: None,
+        more: false,
+        remaining: 0,
+        done: false,
+    };
+    while !page.done {
+        let Some(row) = rows.next().map_err(Error::db("list objects"))? else {
+            break;
         };
-        if take_old {
-            old_rows.next().map(Ok)
-        } else {
-            current_rows.next()
+        let ns = column_text(row, 0)?.unwrap_or_default();
+        let name = column_text(row, 1)?.unwrap_or_default();
+        while let Some((ons, oname, text, labels)) =
+            old_rows.next_if(|(ons, oname, _, _)| (ons.as_str(), oname.as_str()) < (ns, name))
+        {
+            page.offer(resource, &ons, &oname, labels.as_deref(), || {
+                Ok(text.as_str())
+            })?;
         }
-    });
-
-    let limit = limit.filter(|&l| l > 0).map(|l| l as usize);
-    let mut items = Vec::new();
-    let mut last_key: Option<(String, String)> = None;
-    let mut more = false;
-    let mut remaining = 0u64;
-    for row in merged.by_ref() {
-        let (ns, name, text) = row?;
-        if !filter.matches_key(&ns, &name) {
+        if !changed.is_empty() && changed.contains_key(&(ns.to_owned(), name.to_owned())) {
             continue;
         }
-        if limit.is_some_and(|l| items.len() >= l) {
-            if filter.is_empty() {
-                more = true;
-                remaining += 1;
-                continue;
-            }
-            let value = decode(|| format!("{resource}/{ns}/{name}"), &text)?;
-            if filter.matches_labels(&value) {
-                more = true;
-                break;
-            }
-            continue;
-        }
-        let value = decode(|| format!("{resource}/{ns}/{name}"), &text)?;
-        if !filter.matches_labels(&value) {
-            continue;
-        }
-        items.push(value);
-        last_key = Some((ns, name));
+        let labels = column_text(row, 2)?;
+        page.offer(resource, ns, name, labels, || {
+            Ok(column_text(row, 3)?.unwrap_or("null"))
+        })?;
     }
-    let continue_token = match (more, last_key) {
+    for (ons, oname, text, labels) in old_rows {
+        page.offer(resource, &ons, &oname, labels.as_deref(), || {
+            Ok(text.as_str())
+        })?;
+    }
+    let continue_token = match (page.more, page.last_key) {
         (true, Some((ns, name))) => Some(
             ContinueToken {
                 v: "meta.k8s.io/v1".into(),
@@ -258,9 +319,9 @@ pub(super) fn list(
         ),
         _ => None,
     };
-    let remaining_item_count = (more && filter.is_empty()).then_some(remaining);
+    let remaining_item_count = (page.more && filter.is_empty()).then_some(page.remaining);
     Ok(ListPage {
-        items,
+        items: page.items,
         resource_version: Revision(revision),
         continue_token,
         remaining_item_count,

@@ -142,10 +142,16 @@ impl Ctx<'_> {
         let rev = *self.revision;
         set_resource_version(object, Some(rev));
         let text = serde_json::to_string(&*object).expect("JSON values serialize");
+        let labels = object
+            .pointer("/metadata/labels")
+            .filter(|l| l.is_object())
+            .map(|l| serde_json::to_string(l).expect("JSON values serialize"));
         self.conn
             .prepare_cached(
-                "INSERT INTO objects (grp, res, ns, name, rev, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (grp, res, ns, name) DO UPDATE SET rev = excluded.rev, value = excluded.value",
+                "INSERT INTO objects (grp, res, ns, name, rev, value, labels)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (grp, res, ns, name) DO UPDATE
+                 SET rev = excluded.rev, value = excluded.value, labels = excluded.labels",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -154,7 +160,8 @@ impl Ctx<'_> {
                     key.namespace,
                     key.name,
                     rev as i64,
-                    text
+                    text,
+                    labels
                 ])
             })
             .map_err(Error::db("write object"))?;
