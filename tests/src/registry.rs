@@ -33,6 +33,8 @@ use token::TokenServer;
 pub const TOKEN_SERVICE: &str = "test-registry";
 /// Token issuer (`auth.token.issuer`).
 pub const TOKEN_ISSUER: &str = "test-token-issuer";
+/// Replaced by `127.0.0.1:<port>` in the config for each start attempt.
+const ADDR_PLACEHOLDER: &str = "@@ADDR@@";
 /// htpasswd realm (`auth.htpasswd.realm`).
 pub const BASIC_REALM: &str = "test-registry";
 
@@ -164,14 +166,12 @@ impl RegistryBuilder {
             self.htpasswd.is_none() || self.token.is_none(),
             "the registry supports one auth method: htpasswd or token_auth"
         );
-        let dir = tempfile::Builder::new()
+        let mut dir = tempfile::Builder::new()
             .prefix("registry-")
             .tempdir()
             .expect("temp dir");
         let storage = dir.path().join("storage");
         std::fs::create_dir_all(&storage).expect("storage dir");
-        let port = tools::free_port();
-        let host = format!("127.0.0.1:{port}");
 
         let mut yaml = String::new();
         writeln!(yaml, "version: 0.1").unwrap();
@@ -186,7 +186,11 @@ impl RegistryBuilder {
             storage.display()
         )
         .unwrap();
-        writeln!(yaml, "http:\n  addr: {host}\n  secret: test-secret").unwrap();
+        writeln!(
+            yaml,
+            "http:\n  addr: {ADDR_PLACEHOLDER}\n  secret: test-secret"
+        )
+        .unwrap();
         if let Some((cert, key)) = &self.tls_files {
             let cert_path = write(dir.path(), "server.pem", cert);
             let key_path = write(dir.path(), "server-key.pem", key);
@@ -236,33 +240,58 @@ impl RegistryBuilder {
             server
         });
 
-        let config = write(dir.path(), "config.yml", yaml.as_bytes());
         let log_path = dir.path().join("registry.log");
-        let log = std::fs::File::create(&log_path).expect("log file");
-        let child = Command::new(binary)
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("starting docker-registry");
-        let mut registry = Registry {
-            child,
-            dir,
-            host,
-            port,
-            ca_pem: self.tls_ca_pem,
-            mtls: self.client_ca_pem.is_some(),
-            credentials: self.htpasswd.clone().or_else(|| {
-                self.token
-                    .as_ref()
-                    .map(|t| (t.username.clone(), t.password.clone()))
-            }),
-            token_server,
-            log_path,
-        };
-        registry.wait_ready();
+        let credentials = self.htpasswd.clone().or_else(|| {
+            self.token
+                .as_ref()
+                .map(|t| (t.username.clone(), t.password.clone()))
+        });
+        let mut registry = None;
+        // The free port may be taken between choosing it and the registry binding it: retry.
+        for attempt in 1..=5 {
+            let port = tools::free_port();
+            let host = format!("127.0.0.1:{port}");
+            let config = write(
+                dir.path(),
+                "config.yml",
+                yaml.replace(ADDR_PLACEHOLDER, &host).as_bytes(),
+            );
+            let log = std::fs::File::create(&log_path).expect("log file");
+            let child = Command::new(&binary)
+                .arg("serve")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log file"))
+                .stderr(log)
+                .spawn()
+                .expect("starting docker-registry");
+            let mut candidate = Registry {
+                child,
+                dir,
+                host,
+                port,
+                ca_pem: self.tls_ca_pem.clone(),
+                mtls: self.client_ca_pem.is_some(),
+                credentials: credentials.clone(),
+                token_server: None,
+                log_path: log_path.clone(),
+            };
+            match candidate.wait_ready() {
+                Ok(()) => {
+                    registry = Some(candidate);
+                    break;
+                }
+                Err(logs) if attempt < 5 && logs.contains("address already in use") => {
+                    dir = std::mem::replace(
+                        &mut candidate.dir,
+                        tempfile::tempdir().expect("temp dir"),
+                    );
+                }
+                Err(logs) => panic!("docker-registry exited; log:\n{logs}"),
+            }
+        }
+        let mut registry = registry.expect("docker-registry started");
+        registry.token_server = token_server;
         registry
     }
 }
@@ -364,17 +393,18 @@ impl Registry {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until `/v2/` answers; `Err(log)` when the process exited first.
+    ///
+    /// # Panics
+    /// When it neither answers nor exits within 30 s.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "docker-registry exited with {status}; log:\n{}",
-                    self.logs()
-                );
+                return Err(format!("exit status {status}\n{}", self.logs()));
             }
             if self.probe() {
-                return;
+                return Ok(());
             }
             if Instant::now() > deadline {
                 panic!(
