@@ -253,9 +253,14 @@ pub(crate) fn plan_update(
                     }
                 }
             }
-            let spec_changed = !non_metadata_equal(stored, &input);
+            let spec_changed = !non_metadata_equal(stored, &input_with_type(&input, stored));
             let mut map = input.as_object().cloned().unwrap_or_default();
             map.remove("status");
+            for field in ["apiVersion", "kind"] {
+                if let (None, Some(v)) = (map.get(field), stored.get(field)) {
+                    map.insert(field.into(), v.clone());
+                }
+            }
             if let Some(status) = stored.get("status") {
                 map.insert("status".into(), status.clone());
             }
@@ -289,6 +294,19 @@ pub(crate) fn plan_update(
         return Ok(UpdatePlan::Delete(next));
     }
     Ok(UpdatePlan::Write(next))
+}
+
+/// `input` with `apiVersion`/`kind` taken from `stored` where missing.
+fn input_with_type(input: &Value, stored: &Value) -> Value {
+    let mut out = input.clone();
+    if let Some(map) = out.as_object_mut() {
+        for field in ["apiVersion", "kind"] {
+            if let (false, Some(v)) = (map.contains_key(field), stored.get(field)) {
+                map.insert(field.into(), v.clone());
+            }
+        }
+    }
+    out
 }
 
 /// Deep equality that ignores object key order.
