@@ -401,8 +401,8 @@ impl Client {
 
     /// Uploads a file of known `digest` and `size` (bytes), streamed from disk and never held in
     /// memory. Skips it when the repository already has it (then `progress(size)` once).
-    /// Otherwise: files up to 8 MiB go in one monolithic `PUT`; larger ones in 8 MiB `PATCH`
-    /// chunks, falling back to one monolithic `PUT` when the registry refuses the first chunk
+    /// Otherwise: files up to [`ClientConfig::upload_chunk_bytes`] (64 MiB) go in one monolithic
+    /// `PUT`; larger ones in `PATCH` chunks of that size, falling back to one monolithic `PUT` when the registry refuses the first chunk
     /// (4xx other than 401/403/404/429). `progress` gets the cumulative bytes sent.
     ///
     /// # Errors
@@ -706,6 +706,11 @@ mod tests {
     fn bad_ca_pem_is_invalid_config() {
         let c = ClientConfig {
             ca_certs_pem: vec![b"not pem".to_vec()],
+            ..ClientConfig::default()
+        };
+        assert!(matches!(Client::new(c), Err(Error::InvalidConfig { .. })));
+        let c = ClientConfig {
+            upload_chunk_bytes: 0,
             ..ClientConfig::default()
         };
         assert!(matches!(Client::new(c), Err(Error::InvalidConfig { .. })));

@@ -465,10 +465,15 @@ async fn uploads_are_chunked_or_monolithic_when_chunks_are_refused() {
             ..Knobs::default()
         })
         .await;
-        client()
-            .push_blob_file(&app(&host), &path, &digest, data.len() as u64, None)
-            .await
-            .unwrap();
+        Client::new(ClientConfig {
+            insecure: true,
+            upload_chunk_bytes: 8 * 1024 * 1024,
+            ..ClientConfig::default()
+        })
+        .unwrap()
+        .push_blob_file(&app(&host), &path, &digest, data.len() as u64, None)
+        .await
+        .unwrap();
         let log = fake.log.lock().unwrap().clone();
         let patches = log.iter().filter(|l| l.starts_with("PATCH")).count();
         let posts = log.iter().filter(|l| l.starts_with("POST")).count();

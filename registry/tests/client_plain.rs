@@ -186,7 +186,12 @@ async fn wrong_descriptor_size_or_digest_is_detected() {
 #[tokio::test]
 async fn large_file_is_uploaded_in_chunks_with_progress() {
     let reg = RegistryBuilder::new().start();
-    let client = client();
+    let client = Client::new(ClientConfig {
+        insecure: true,
+        upload_chunk_bytes: 8 * 1024 * 1024,
+        ..ClientConfig::default()
+    })
+    .unwrap();
     let r = reference(&reg, "big:v1");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blob");

@@ -7,7 +7,7 @@ use super::DockerConfig;
 
 /// Client settings. `ClientConfig::default()` gives: 60 s timeout, TLS with system roots,
 /// anonymous, no explicit proxy (reqwest still honours `HTTPS_PROXY`/`NO_PROXY`), user agent
-/// `source-apiserver/<version>`, 3 attempts with 500 ms base backoff.
+/// `source-apiserver/<version>`, 3 attempts with 500 ms base backoff, 64 MiB upload chunks.
 #[derive(Clone, Debug)]
 pub struct ClientConfig {
     /// Bounds every request: the connect, the send until response headers arrive (for a file
@@ -32,6 +32,11 @@ pub struct ClientConfig {
     pub user_agent: String,
     /// Retries for 429, 5xx, connect errors and timeouts.
     pub retry: RetryPolicy,
+    /// Upload chunk size in bytes: files up to this size go in one monolithic `PUT`, larger ones
+    /// in `PATCH` requests of this size (each retried on its own). Must be > 0 (else
+    /// [`Error::InvalidConfig`](super::Error::InvalidConfig)). Default 64 MiB, which measured
+    /// faster against distribution than small chunks while keeping retries cheap.
+    pub upload_chunk_bytes: u64,
 }
 
 impl Default for ClientConfig {
@@ -45,6 +50,7 @@ impl Default for ClientConfig {
             proxy: None,
             user_agent: concat!("source-apiserver/", env!("CARGO_PKG_VERSION")).to_owned(),
             retry: RetryPolicy::default(),
+            upload_chunk_bytes: 64 * 1024 * 1024,
         }
     }
 }

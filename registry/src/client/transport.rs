@@ -91,6 +91,9 @@ pub(crate) struct Transport {
 impl Transport {
     pub(crate) fn new(config: ClientConfig) -> Result<Self> {
         let invalid = |message: String| Error::InvalidConfig { message };
+        if config.upload_chunk_bytes == 0 {
+            return Err(invalid("upload_chunk_bytes must be greater than 0".into()));
+        }
         let mut b = reqwest::Client::builder()
             .user_agent(config.user_agent.clone())
             .connect_timeout(config.timeout)

@@ -13,9 +13,6 @@ use super::{Client, Error, ProgressFn, Result};
 use crate::digest::Digest;
 use crate::reference::Reference;
 
-/// Chunk size for `PATCH` uploads, and the size up to which a file goes in one `PUT`: 8 MiB.
-pub(crate) const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
-
 /// The upload session URL from `Location`, resolved against the request URL.
 pub(crate) fn location(resp: &Response, base: &Url) -> Option<Url> {
     let loc = resp.headers().get(LOCATION)?.to_str().ok()?;
@@ -79,13 +76,14 @@ pub(crate) async fn push_file(
         len,
         progress: progress.clone().map(|p| (p, offset)),
     };
+    let chunk_bytes = client.inner.config.upload_chunk_bytes;
     let mut session = start(client, reference).await?;
-    if size <= CHUNK_BYTES {
+    if size <= chunk_bytes {
         return finish(client, reference, session, digest, file(0, size)).await;
     }
     let mut offset = 0;
     while offset < size {
-        let len = CHUNK_BYTES.min(size - offset);
+        let len = chunk_bytes.min(size - offset);
         let req = Req::new(Method::PATCH, session.clone(), reference, Access::Push)
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_RANGE, &format!("{offset}-{}", offset + len - 1))
