@@ -299,6 +299,14 @@ impl SqliteStore {
     }
 }
 
+impl Drop for SqliteStore {
+    /// Ends every watch; the writer thread finishes queued writes and exits once the command
+    /// channel is dropped with the store. Prefer [`SqliteStore::close`], which also waits.
+    fn drop(&mut self) {
+        self.hub.close();
+    }
+}
+
 fn object_reply(reply: WriteReply) -> Value {
     match reply {
         WriteReply::Object(v) => v,

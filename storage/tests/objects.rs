@@ -545,3 +545,57 @@ async fn the_store_is_usable_as_a_trait_object() {
     dynamic.create(&key("ns", "a"), repo("a"), W).await.unwrap();
     assert_eq!(dynamic.current_revision().await.unwrap().0, 1);
 }
+
+#[tokio::test]
+async fn a_database_without_the_labels_column_is_upgraded_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
+             INSERT INTO meta (k, v) VALUES ('revision', 1), ('compacted', 0);
+             CREATE TABLE objects (id INTEGER PRIMARY KEY, grp TEXT NOT NULL, res TEXT NOT NULL,
+                 ns TEXT NOT NULL, name TEXT NOT NULL, rev INTEGER NOT NULL, value TEXT NOT NULL,
+                 UNIQUE (grp, res, ns, name));",
+        )
+        .unwrap();
+        let mut obj = with_labels(repo("a"), json!({"app": "web"}));
+        obj["metadata"]["namespace"] = json!("ns");
+        obj["metadata"]["resourceVersion"] = json!("1");
+        conn.execute(
+            "INSERT INTO objects (grp, res, ns, name, rev, value) VALUES (?1, ?2, 'ns', 'a', 1, ?3)",
+            rusqlite::params![repos().group, repos().resource, obj.to_string()],
+        )
+        .unwrap();
+    }
+    let store = storage::SqliteStore::open(&path, Default::default())
+        .await
+        .unwrap();
+    let opts = ListOptions {
+        label_selector: Some("app=web".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        store.list(&repos(), None, &opts).await.unwrap().items.len(),
+        1
+    );
+    let v = store.create(&key("ns", "b"), repo("b"), W).await.unwrap();
+    assert_eq!(rv(&v), 2);
+}
+
+#[tokio::test]
+async fn dropping_the_store_without_close_ends_watches() {
+    use futures::StreamExt as _;
+    let t = open().await;
+    let mut w = t
+        .store
+        .watch(&repos(), None, storage::WatchOptions::default())
+        .await
+        .unwrap();
+    drop(t);
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), w.next())
+        .await
+        .unwrap();
+    assert!(matches!(end, Some(Err(Error::Closed))), "{end:?}");
+}
