@@ -28,7 +28,7 @@ mod pull;
 mod push;
 mod stream;
 
-pub use list::{SemverFilter, TagRow, is_cosign_tag, list, parse_flux_version};
+pub use list::{LIST_PAGE_SIZE, SemverFilter, TagRow, is_cosign_tag, list, parse_flux_version};
 pub use pull::{
     ContentEntry, ContentIndex, DiffReport, PullOptions, Pulled, diff, index_tree, pull,
 };
