@@ -599,3 +599,51 @@ async fn dropping_the_store_without_close_ends_watches() {
         .unwrap();
     assert!(matches!(end, Some(Err(Error::Closed))), "{end:?}");
 }
+
+#[tokio::test]
+async fn racing_creates_of_one_name_commit_exactly_once() {
+    let t = open().await;
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = t.store.clone();
+            tokio::spawn(async move { store.create(&key("ns", "same"), repo("same"), W).await })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => created += 1,
+            Err(e) => assert!(e.is_already_exists(), "{e:?}"),
+        }
+    }
+    assert_eq!(created, 1);
+    assert_eq!(t.store.current_revision().await.unwrap().0, 1);
+}
+
+#[tokio::test]
+async fn racing_updates_from_one_resource_version_let_exactly_one_win() {
+    let t = open().await;
+    let k = key("ns", "a");
+    let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let store = t.store.clone();
+            let mut change = v1.clone();
+            change["spec"]["url"] = json!(format!("oci://example.com/{i}"));
+            let k = k.clone();
+            tokio::spawn(async move { store.update(&k, change, UpdatePart::Main, W).await })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(v) => {
+                won += 1;
+                assert_eq!(v["metadata"]["generation"], 2);
+            }
+            Err(e) => assert!(e.is_conflict(), "{e:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert_eq!(t.store.current_revision().await.unwrap().0, 2);
+}
