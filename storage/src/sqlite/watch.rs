@@ -106,7 +106,8 @@ impl Hub {
                         .as_deref()
                         .is_some_and(|ns| ns != change.namespace)
                 {
-                    return true;
+                    // Forget watchers whose stream was dropped.
+                    return !s.tx.is_closed();
                 }
                 match s.tx.try_send(change.clone()) {
                     Ok(()) => true,
