@@ -123,6 +123,13 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+    /// Another store (in this or another process) has the database open: only one may, as
+    /// the writer owns the revision counter. Guarded by an exclusive lock on `<db>.lock`.
+    #[error("database {} is in use by another store", .path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// The store has been closed (or its writer thread died).
     #[error("the store is closed")]
     Closed,

@@ -70,8 +70,8 @@ impl Default for SqliteConfig {
 
 /// SQLite object store: WAL, `synchronous=FULL`, group commit, in-process watch fan-out.
 ///
-/// Only one process may open a database file at a time (the writer thread assumes it owns
-/// the revision counter).
+/// Only one store may have a database file open at a time (the writer thread owns the
+/// revision counter); [`SqliteStore::open`] enforces it with an exclusive lock on `<db>.lock`.
 pub struct SqliteStore {
     path: PathBuf,
     config: SqliteConfig,
@@ -81,6 +81,8 @@ pub struct SqliteStore {
     read_permits: Arc<Semaphore>,
     hub: Arc<Hub>,
     closed: AtomicBool,
+    /// Exclusive lock on `<db>.lock`, held until close or drop.
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -97,8 +99,9 @@ impl SqliteStore {
     /// starts the writer thread.
     ///
     /// # Errors
-    /// [`Error::Io`] if the directory cannot be created; [`Error::Database`] if SQLite cannot
-    /// open the file or create the schema.
+    /// [`Error::Locked`] while another store has the file open; [`Error::Io`] if the
+    /// directory or lock file cannot be created; [`Error::Database`] if SQLite cannot open the
+    /// file or create the schema.
     pub async fn open(path: &Path, config: SqliteConfig) -> Result<Arc<Self>> {
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || Self::open_blocking(path, config))
@@ -114,6 +117,7 @@ impl SqliteStore {
                 source,
             })?;
         }
+        let lock = lock_database(&path)?;
         let conn = schema::open_writer(&path)?;
         let hub = Arc::new(Hub::new(0));
         let writer = Writer::new(conn, hub.clone(), config.retention)?;
@@ -142,6 +146,7 @@ impl SqliteStore {
             read_permits: Arc::new(Semaphore::new(pool)),
             hub,
             closed: AtomicBool::new(false),
+            lock: Mutex::new(Some(lock)),
         }))
     }
 
@@ -158,6 +163,8 @@ impl SqliteStore {
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
+        self.readers.lock().clear();
+        self.lock.lock().take();
         Ok(())
     }
 
@@ -304,6 +311,33 @@ impl Drop for SqliteStore {
     /// channel is dropped with the store. Prefer [`SqliteStore::close`], which also waits.
     fn drop(&mut self) {
         self.hub.close();
+    }
+}
+
+/// Takes an exclusive advisory lock on `<db>.lock` (released when the file is closed, also
+/// by the kernel when the process dies).
+fn lock_database(db: &Path) -> Result<std::fs::File> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| Error::Io {
+            operation: "opening database lock file",
+            path: path.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(std::fs::TryLockError::Error(source)) => Err(Error::Io {
+            operation: "locking database",
+            path,
+            source,
+        }),
     }
 }
 

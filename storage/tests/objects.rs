@@ -647,3 +647,17 @@ async fn racing_updates_from_one_resource_version_let_exactly_one_win() {
     assert_eq!(won, 1);
     assert_eq!(t.store.current_revision().await.unwrap().0, 2);
 }
+
+#[tokio::test]
+async fn a_second_store_on_the_same_database_is_refused_until_the_first_closes() {
+    let t = open().await;
+    let path = t.dir.path().join("db.sqlite");
+    let err = storage::SqliteStore::open(&path, Default::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Locked { .. }), "{err:?}");
+    t.store.close().await.unwrap();
+    storage::SqliteStore::open(&path, Default::default())
+        .await
+        .unwrap();
+}

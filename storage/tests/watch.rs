@@ -252,6 +252,7 @@ async fn bookmarks_arrive_every_interval_on_a_paused_clock() {
         bookmarks: true,
         ..from(rv(&v))
     };
+    let started = tokio::time::Instant::now();
     let mut w = t.store.watch(&repos(), None, opts).await.unwrap();
     // a change in another collection moves the bookmark revision too
     let other = storage::ResourceKey::new("source.toolkit.fluxcd.io", "helmcharts");
@@ -260,7 +261,6 @@ async fn bookmarks_arrive_every_interval_on_a_paused_clock() {
         .await
         .unwrap();
     tokio::time::pause();
-    let started = tokio::time::Instant::now();
     let bm = w.next().await.unwrap().unwrap();
     assert_eq!(bm.event_type, WatchEventType::Bookmark);
     assert!(started.elapsed() >= Duration::from_secs(60));
