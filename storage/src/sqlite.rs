@@ -81,8 +81,6 @@ pub struct SqliteStore {
     read_permits: Arc<Semaphore>,
     hub: Arc<Hub>,
     closed: AtomicBool,
-    /// Exclusive lock on `<db>.lock`, held until close or drop.
-    lock: Mutex<Option<std::fs::File>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -130,7 +128,12 @@ impl SqliteStore {
         let (tx, rx) = std::sync::mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("storage-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || {
+                // The writer thread holds the database lock: it is released only once the
+                // last queued write has committed, even when the store is dropped unclosed.
+                let _lock = lock;
+                writer.run(rx);
+            })
             .map_err(|source| Error::Io {
                 operation: "starting the storage writer thread",
                 path: path.clone(),
@@ -146,7 +149,6 @@ impl SqliteStore {
             read_permits: Arc::new(Semaphore::new(pool)),
             hub,
             closed: AtomicBool::new(false),
-            lock: Mutex::new(Some(lock)),
         }))
     }
 
@@ -164,7 +166,6 @@ impl SqliteStore {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
         self.readers.lock().clear();
-        self.lock.lock().take();
         Ok(())
     }
 
