@@ -97,7 +97,7 @@ impl SqliteStore {
     /// starts the writer thread.
     ///
     /// # Errors
-    /// [`Error::Locked`] while another store has the file open; [`Error::Io`] if the
+    /// [`Error::Locked`] when another store still has the file open after 2 s; [`Error::Io`] if the
     /// directory or lock file cannot be created; [`Error::Database`] if SQLite cannot open the
     /// file or create the schema.
     pub async fn open(path: &Path, config: SqliteConfig) -> Result<Arc<Self>> {
@@ -315,6 +315,9 @@ impl Drop for SqliteStore {
     }
 }
 
+/// How long [`SqliteStore::open`] waits for another store to release the database.
+const LOCK_WAIT: Duration = Duration::from_secs(2);
+
 /// Takes an exclusive advisory lock on `<db>.lock` (released when the file is closed, also
 /// by the kernel when the process dies).
 fn lock_database(db: &Path) -> Result<std::fs::File> {
@@ -331,14 +334,24 @@ fn lock_database(db: &Path) -> Result<std::fs::File> {
             path: path.clone(),
             source,
         })?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
-        Err(std::fs::TryLockError::Error(source)) => Err(Error::Io {
-            operation: "locking database",
-            path,
-            source,
-        }),
+    // A store that was just dropped releases the lock once its writer thread has committed
+    // the queued writes: wait a little for that before giving up.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path }),
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(Error::Io {
+                    operation: "locking database",
+                    path,
+                    source,
+                });
+            }
+        }
     }
 }
 

@@ -661,3 +661,30 @@ async fn a_second_store_on_the_same_database_is_refused_until_the_first_closes()
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_dropped_store_can_be_reopened_at_once() {
+    let t = open().await;
+    let path = t.dir.path().join("db.sqlite");
+    let store = t.store.clone();
+    let writes: Vec<_> = (0..50)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let name = format!("o{i}");
+                store.create(&key("ns", &name), repo(&name), W).await
+            })
+        })
+        .collect();
+    for w in writes {
+        w.await.unwrap().unwrap();
+    }
+    drop(store);
+    let TestStore { dir, store } = t;
+    drop(store);
+    let reopened = storage::SqliteStore::open(&path, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(reopened.current_revision().await.unwrap().0, 50);
+    drop(dir);
+}
