@@ -306,3 +306,22 @@ async fn many_watchers_each_see_every_change_in_order() {
         }
     }
 }
+
+#[tokio::test]
+async fn duration_retention_keeps_recent_history() {
+    let t = open_with(SqliteConfig {
+        retention: Retention::Duration(Duration::from_secs(3600)),
+        ..Default::default()
+    })
+    .await;
+    for i in 0..5 {
+        let name = format!("o{i}");
+        t.store
+            .create(&key("ns", &name), repo(&name), W)
+            .await
+            .unwrap();
+    }
+    assert_eq!(t.store.compact().await.unwrap(), Revision(0));
+    let mut w = t.store.watch(&repos(), None, from(1)).await.unwrap();
+    assert_eq!(rv(&next(&mut w).await.object), 2);
+}
