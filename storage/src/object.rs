@@ -239,6 +239,17 @@ pub(crate) fn plan_update(
                     map.remove("status");
                 }
             }
+            // managedFields track the status update too, so they come from the request
+            // (`apiextensions-apiserver: customresource/status_strategy.go` PrepareForUpdate).
+            let managed = metadata(&input)
+                .and_then(|m| m.get("managedFields"))
+                .cloned();
+            if let (Some(managed), Some(meta)) = (
+                managed.filter(|m| !m.is_null()),
+                next.get_mut("metadata").and_then(Value::as_object_mut),
+            ) {
+                meta.insert("managedFields".into(), managed);
+            }
         }
         UpdatePart::Main => {
             let input_meta = metadata(&input).cloned().unwrap_or_default();

@@ -202,7 +202,9 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
     /// `metadata` and `status` from `object`; it keeps the stored `status` and system fields
     /// (`uid`, `creationTimestamp`, `generation`, `deletionTimestamp`,
     /// `deletionGracePeriodSeconds`). `generation` is incremented only when the fields outside
-    /// `metadata`/`status` changed. `Status` replaces only `status`.
+    /// `metadata`/`status` changed. `Status` replaces only `status` (and
+    /// `metadata.managedFields` when the request carries them, as the CRD status strategy
+    /// does, so field managers can record status writes).
     ///
     /// A non-empty `metadata.resourceVersion` is a precondition; empty means unconditional. A
     /// write that changes nothing returns the stored object unchanged (same resourceVersion, no

@@ -225,6 +225,23 @@ async fn status_updates_never_touch_spec_or_metadata() {
     assert_eq!(v2["spec"], v1["spec"]);
     assert!(v2["metadata"].get("labels").is_none());
     assert_eq!(v2["status"], json!({"ready": true}));
+    // managedFields come from a status update's request, when given
+    let mut st = v2.clone();
+    st["metadata"]["managedFields"] =
+        json!([{"manager": "controller", "operation": "Update", "subresource": "status"}]);
+    let v3 = t.store.update(&k, st, UpdatePart::Status, W).await.unwrap();
+    assert_eq!(v3["metadata"]["managedFields"][0]["manager"], "controller");
+    let mut st = v3.clone();
+    st["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("managedFields");
+    st["status"] = json!({"ready": false});
+    let v4 = t.store.update(&k, st, UpdatePart::Status, W).await.unwrap();
+    assert_eq!(
+        v4["metadata"]["managedFields"],
+        v3["metadata"]["managedFields"]
+    );
     // a stale status update conflicts too
     let mut stale = v1.clone();
     stale["status"] = json!({"ready": false});
