@@ -48,12 +48,13 @@ pub enum Retention {
 pub struct SqliteConfig {
     /// Retained history; default `Retention::Revisions(10_000)`.
     pub retention: Retention,
-    /// Changes buffered per watcher before it is ended with 410 Expired; default 1024 events.
+    /// Changes buffered per watcher before it is ended with 410 Expired; default 1024 events
+    /// (0 is treated as 1).
     pub watch_buffer: usize,
     /// Interval between BOOKMARK events when asked for; default 60 s (Kubernetes'
     /// `defaultBookmarkFrequency`).
     pub bookmark_interval: Duration,
-    /// Number of read connections (concurrent reads); default 4.
+    /// Number of read connections (concurrent reads); default 4 (0 is treated as 1).
     pub read_pool_size: usize,
 }
 
@@ -117,10 +118,21 @@ impl SqliteStore {
         }
         let lock = lock_database(&path)?;
         let conn = schema::open_writer(&path)?;
-        let hub = Arc::new(Hub::new(0));
+        // Make the new database file's directory entry durable too (SQLite syncs the
+        // directory for the WAL file itself).
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(|source| Error::Io {
+                    operation: "syncing database directory",
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+        }
+        let revision = schema::meta(&conn, "revision")?;
+        let hub = Arc::new(Hub::new(revision));
         let writer = Writer::new(conn, hub.clone(), config.retention)?;
         let hub_revision = writer.revision();
-        hub.publish(&[], hub_revision);
         let pool = config.read_pool_size.max(1);
         let readers = (0..pool)
             .map(|_| schema::open_reader(&path))
