@@ -7,7 +7,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/env.sh"
 
-apt_packages=(docker-registry skopeo apache2-utils libssl-dev pkg-config curl jq)
+apt_packages=(docker-registry skopeo apache2-utils libssl-dev pkg-config curl jq time)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
