@@ -16,8 +16,13 @@ use crate::auth::{
     TokenFileAuthenticator,
 };
 use crate::config::Config;
+use crate::controller::{
+    ArtifactUrls, Controller, ExponentialBackoff, LogRecorder, Reconciler, ReconcilerConfig,
+    SecretStore,
+};
 use crate::discovery::Documents;
 use crate::router::{AppState, router};
+use storage::ArtifactStore;
 
 /// A failure to start.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +52,14 @@ pub enum Error {
         /// The cause.
         source: storage::Error,
     },
+    /// Opening the artifact store failed.
+    #[error("opening the artifact store in {path}")]
+    Artifacts {
+        /// The data directory.
+        path: PathBuf,
+        /// The cause.
+        source: storage::Error,
+    },
     /// Binding the listen address failed.
     #[error("binding {addr}")]
     Bind {
@@ -67,6 +80,8 @@ pub struct App {
     tracker: TaskTracker,
     local_addr: SocketAddr,
     kubeconfig: PathBuf,
+    controller: Arc<Controller>,
+    artifact_listener: Option<(TcpListener, ArtifactStore)>,
 }
 
 impl std::fmt::Debug for App {
@@ -134,12 +149,64 @@ impl App {
             source,
         })?;
         let kubeconfig = crate::pki::write_kubeconfig(&config.data_dir, &bootstrap, local_addr)?;
+
+        let data_dir = config.data_dir.clone();
+        let artifacts = tokio::task::spawn_blocking(move || ArtifactStore::open(&data_dir))
+            .await
+            .expect("artifact store task panicked")
+            .map_err(|source| Error::Artifacts {
+                path: config.data_dir.clone(),
+                source,
+            })?;
+        let artifact_listener = match config.artifact_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Bind { addr, source })?;
+                Some((listener, artifacts.clone()))
+            }
+            None => None,
+        };
+        let urls = match &config.artifact_advertise_address {
+            Some(addr) => ArtifactUrls::Advertised(addr.clone()),
+            None => {
+                let mut addr = local_addr;
+                if addr.ip().is_unspecified() {
+                    addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                ArtifactUrls::Subresource(format!("https://{addr}"))
+            }
+        };
+        let reconciler = Reconciler::new(
+            store.clone(),
+            artifacts.clone(),
+            Arc::new(SecretStore::new(config.secrets_dir.clone())),
+            Arc::new(LogRecorder),
+            ReconcilerConfig {
+                limits: config.artifact_limits,
+                retention_ttl: config.artifact_retention_ttl,
+                retention_records: config.artifact_retention_records,
+                urls,
+                scratch_dir: config.data_dir.join("tmp"),
+                interval_jitter: 0.05,
+            },
+        );
+        let controller = Controller::new(
+            store.clone(),
+            reconciler,
+            config.concurrent,
+            ExponentialBackoff::factory(),
+        );
+        let scratch = config.data_dir.join("tmp");
+        // Leftovers of a crash: extraction directories are never reused.
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(scratch)).await;
         let state = AppState {
             store: store.clone(),
             authenticator: Arc::new(AuthenticatorChain(authenticators)),
             authorizer: Arc::new(MastersAuthorizer),
             documents: Arc::new(Documents::build()),
             shutdown,
+            artifacts,
         };
         Ok(Self {
             config,
@@ -150,6 +217,8 @@ impl App {
             tracker: TaskTracker::new(),
             local_addr,
             kubeconfig,
+            controller,
+            artifact_listener,
         })
     }
 
@@ -164,8 +233,16 @@ impl App {
     }
 
     /// Serves until the shutdown token is cancelled, then drains and closes the store.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let shutdown = self.state.shutdown.clone();
+        self.controller.spawn(&self.tracker, shutdown.child_token());
+        if let Some((listener, store)) = self.artifact_listener.take() {
+            self.tracker.spawn(crate::artifact_server::serve(
+                listener,
+                store,
+                shutdown.child_token(),
+            ));
+        }
         tracing::info!(
             addr = %self.local_addr,
             kubeconfig = %self.kubeconfig.display(),

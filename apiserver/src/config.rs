@@ -80,6 +80,34 @@ pub struct ServeFlags {
     /// Number of revisions of history kept for watches and continue tokens.
     #[arg(long, default_value_t = 100_000)]
     pub history_revisions: u64,
+    /// Number of OCIRepositories reconciled at the same time (Flux's `--concurrent`).
+    #[arg(long, default_value_t = 4)]
+    pub concurrent: usize,
+    /// Largest artifact accepted, in bytes: the layer blob and the total size of its extracted
+    /// files (Flux has no limit). Default 1 GiB.
+    #[arg(long, default_value_t = registry::extract::DEFAULT_MAX_SIZE_BYTES)]
+    pub artifact_max_size: u64,
+    /// Largest number of entries (files and directories) an artifact may extract to (Flux has
+    /// no limit).
+    #[arg(long, default_value_t = registry::extract::DEFAULT_MAX_FILES)]
+    pub artifact_max_files: u64,
+    /// How long superseded artifacts are kept before garbage collection, as a Go duration
+    /// (Flux's `--artifact-retention-ttl`).
+    #[arg(long, default_value = "60s")]
+    pub artifact_retention_ttl: String,
+    /// How many artifacts (the current one included) are kept per object (Flux's
+    /// `--artifact-retention-records`).
+    #[arg(long, default_value_t = 2)]
+    pub artifact_retention_records: usize,
+    /// Also serve artifacts over plain HTTP, without authentication, on this address, at Flux's
+    /// paths (`/ocirepository/<namespace>/<name>/<file>`). Off by default.
+    #[arg(long)]
+    pub artifact_listen: Option<SocketAddr>,
+    /// `host:port` that consumers use to reach `--artifact-listen` (Flux's `--storage-adv-addr`).
+    /// With it `status.artifact.url` is `http://<host:port>/ocirepository/<namespace>/<name>/<file>`;
+    /// without it, the `artifact` subresource URL of this server.
+    #[arg(long)]
+    pub artifact_advertise_address: Option<String>,
 }
 
 /// Validated configuration. Plain data: no sockets, no handles.
@@ -105,6 +133,18 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Revisions kept for watch and continue tokens (default 100,000).
     pub history_revisions: u64,
+    /// Concurrent reconciles (default 4, at least 1).
+    pub concurrent: usize,
+    /// Artifact size (bytes, default 1 GiB) and entry-count (default 100,000) limits.
+    pub artifact_limits: registry::Limits,
+    /// Age after which superseded artifacts are collected (default 60 s).
+    pub artifact_retention_ttl: Duration,
+    /// Artifacts kept per object, the current one included (default 2).
+    pub artifact_retention_records: usize,
+    /// Plain-HTTP artifact listener address; `None` (the default) serves none.
+    pub artifact_listen: Option<SocketAddr>,
+    /// `host:port` advertised in `status.artifact.url`; `None` advertises the subresource URL.
+    pub artifact_advertise_address: Option<String>,
 }
 
 /// A flag combination that cannot work.
@@ -117,6 +157,14 @@ pub enum Error {
         flag: &'static str,
         /// The path given.
         path: PathBuf,
+    },
+    /// A flag value is out of range or unparsable.
+    #[error("{flag}: {message}")]
+    InvalidValue {
+        /// The flag, e.g. `--artifact-retention-ttl`.
+        flag: &'static str,
+        /// What is wrong.
+        message: String,
     },
 }
 
@@ -137,6 +185,29 @@ impl ServeFlags {
         check("--tls-private-key-file", &self.tls_private_key_file)?;
         check("--client-ca-file", &self.client_ca_file)?;
         check("--token-auth-file", &self.token_auth_file)?;
+        let invalid = |flag: &'static str, message: String| Error::InvalidValue { flag, message };
+        if self.concurrent == 0 {
+            return Err(invalid("--concurrent", "must be at least 1".into()));
+        }
+        if self.artifact_retention_records == 0 {
+            return Err(invalid(
+                "--artifact-retention-records",
+                "must be at least 1".into(),
+            ));
+        }
+        let artifact_retention_ttl = openapi::parse_go_duration(&self.artifact_retention_ttl)
+            .map_err(|e| invalid("--artifact-retention-ttl", e.to_string()))?;
+        if let Some(addr) = &self.artifact_advertise_address {
+            let ok = addr
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !ok || addr.contains('/') {
+                return Err(invalid(
+                    "--artifact-advertise-address",
+                    format!("{addr:?} is not host:port"),
+                ));
+            }
+        }
         let secrets_dir = self
             .secrets_dir
             .unwrap_or_else(|| self.data_dir.join("secrets"));
@@ -151,6 +222,15 @@ impl ServeFlags {
             log_format: self.log_format,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             history_revisions: self.history_revisions,
+            concurrent: self.concurrent,
+            artifact_limits: registry::Limits {
+                max_size_bytes: self.artifact_max_size,
+                max_files: self.artifact_max_files,
+            },
+            artifact_retention_ttl,
+            artifact_retention_records: self.artifact_retention_records,
+            artifact_listen: self.artifact_listen,
+            artifact_advertise_address: self.artifact_advertise_address,
         })
     }
 }
@@ -176,6 +256,37 @@ mod tests {
             config.secrets_dir,
             PathBuf::from("./.source-apiserver/secrets")
         );
+        assert_eq!(config.concurrent, 4);
+        assert_eq!(config.artifact_limits.max_size_bytes, 1 << 30);
+        assert_eq!(config.artifact_limits.max_files, 100_000);
+        assert_eq!(config.artifact_retention_ttl, Duration::from_secs(60));
+        assert_eq!(config.artifact_retention_records, 2);
+        assert!(config.artifact_listen.is_none());
+        assert!(config.artifact_advertise_address.is_none());
+    }
+
+    #[test]
+    fn bad_artifact_flags_are_named() {
+        for (args, want) in [
+            (
+                vec!["--artifact-retention-ttl", "soon"],
+                "--artifact-retention-ttl",
+            ),
+            (vec!["--concurrent", "0"], "--concurrent"),
+            (
+                vec!["--artifact-advertise-address", "http://x"],
+                "--artifact-advertise-address",
+            ),
+        ] {
+            let mut argv = vec!["source-apiserver"];
+            argv.extend(args);
+            let err = Flags::try_parse_from(argv)
+                .unwrap()
+                .serve
+                .into_config()
+                .unwrap_err();
+            assert!(err.to_string().starts_with(want), "{err}");
+        }
     }
 
     #[test]

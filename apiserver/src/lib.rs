@@ -11,8 +11,10 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod artifact_server;
 pub mod auth;
 pub mod config;
+pub mod controller;
 pub mod discovery;
 pub mod error;
 pub mod listener;

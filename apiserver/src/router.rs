@@ -32,6 +32,8 @@ pub struct AppState {
     pub documents: Arc<Documents>,
     /// Cancelled when the server shuts down: watches end, new requests get 503.
     pub shutdown: CancellationToken,
+    /// Stored artifact files (the `artifact` subresource).
+    pub artifacts: storage::ArtifactStore,
 }
 
 /// Builds the router.

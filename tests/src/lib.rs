@@ -3,6 +3,7 @@
 //! them on drop, plus the test PKI.
 #![deny(missing_docs)]
 
+pub mod e2e;
 pub mod kubectl;
 pub mod pki;
 pub mod registry;

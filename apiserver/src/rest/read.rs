@@ -69,8 +69,9 @@ pub(crate) async fn list(call: Call) -> Result<Response, ApiError> {
     call.renderer.list(page)
 }
 
-/// `GET .../<name>/artifact`: the stored artifact tarball. Until the reconciler stores artifacts
-/// (issue 6) an object has none, and the answer is 404 with a `Status`.
+/// `GET .../<name>/artifact`: streams the stored artifact tarball with `Content-Type:
+/// application/gzip`, `Content-Length` and `ETag` = the artifact digest (quoted). 404 with a
+/// `Status` while the object has no artifact or its file is missing.
 pub(crate) async fn artifact(call: Call) -> Result<Response, ApiError> {
     let key = call.object_key()?;
     let stored = call
@@ -79,16 +80,22 @@ pub(crate) async fn artifact(call: Call) -> Result<Response, ApiError> {
         .get(&key)
         .await
         .map_err(|e| call.storage_error(e))?;
-    if stored["status"]["artifact"].is_null() {
+    let no_artifact = || {
         let mut err = ApiError::not_found(call.resource, call.name());
         err.message = format!(
             "{} \"{}\" has no artifact yet",
             crate::error::group_resource(call.resource),
             call.name()
         );
-        return Err(err);
+        err
+    };
+    let artifact = &stored["status"]["artifact"];
+    let (Some(path), Some(digest)) = (artifact["path"].as_str(), artifact["digest"].as_str())
+    else {
+        return Err(no_artifact());
+    };
+    match crate::artifact_server::open(&call.state.artifacts, path).await {
+        Some((file, size)) => Ok(crate::artifact_server::response(file, size, Some(digest))),
+        None => Err(no_artifact()),
     }
-    Err(ApiError::unavailable(
-        "artifact downloads are not served by this build",
-    ))
 }
