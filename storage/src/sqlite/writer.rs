@@ -377,23 +377,23 @@ impl Writer {
 
     fn commit_batch(&mut self, batch: Vec<Command>) {
         let start_revision = self.revision;
-        let mut replies: Vec<(oneshot::Sender<Result<WriteReply>>, Result<WriteReply>)> =
-            Vec::with_capacity(batch.len());
+        let mut writes = Vec::with_capacity(batch.len());
         let mut compactions = Vec::new();
+        for command in batch {
+            match command {
+                Command::Write { op, dry_run, reply } => writes.push((op, dry_run, reply)),
+                Command::Compact { reply } => compactions.push(reply),
+            }
+        }
+        let mut outcomes: Vec<Result<WriteReply>> = Vec::with_capacity(writes.len());
         let mut changes: Vec<Change> = Vec::new();
         let result = (|| -> Result<()> {
             let mut tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(Error::db("begin transaction"))?;
-            for command in batch {
-                let (op, dry_run, reply) = match command {
-                    Command::Write { op, dry_run, reply } => (op, dry_run, reply),
-                    Command::Compact { reply } => {
-                        compactions.push(reply);
-                        continue;
-                    }
-                };
+            for (op, dry_run, _) in &writes {
+                let dry_run = *dry_run;
                 let before = self.revision;
                 let sp = tx.savepoint().map_err(Error::db("begin savepoint"))?;
                 let mut ctx = Ctx {
@@ -402,7 +402,7 @@ impl Writer {
                     dry_run,
                     changes: Vec::new(),
                 };
-                let outcome = match &op {
+                let outcome = match op {
                     WriteOp::Create { key, object } => {
                         ctx.create(key, object.clone()).map(WriteReply::Object)
                     }
@@ -423,11 +423,10 @@ impl Writer {
                     sp.commit().map_err(Error::db("release savepoint"))?;
                     changes.extend(op_changes);
                 } else {
-                    drop(sp); // rolls back
+                    drop(sp); // rolls this write back, and only this one
                     self.revision = before;
                 }
-                let outcome = outcome.map(|r| if dry_run { dry_run_reply(&op, r) } else { r });
-                replies.push((reply, outcome));
+                outcomes.push(outcome.map(|r| if dry_run { dry_run_reply(op, r) } else { r }));
             }
             if self.revision != start_revision {
                 tx.execute(
@@ -447,15 +446,16 @@ impl Writer {
                 if !changes.is_empty() {
                     self.hub.publish(&changes, self.revision);
                 }
-                for (reply, outcome) in replies {
+                for ((_, _, reply), outcome) in writes.into_iter().zip(outcomes) {
                     let _ = reply.send(outcome);
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "storage transaction failed");
+                // The whole group is rolled back: every write in it fails, none is published.
+                let message = error_chain(&e);
+                tracing::error!(error = %message, writes = writes.len(), "storage transaction failed");
                 self.revision = start_revision;
-                let message = e.to_string();
-                for (reply, _) in replies {
+                for (_, _, reply) in writes {
                     let _ = reply.send(Err(Error::Transaction {
                         message: message.clone(),
                     }));
@@ -515,6 +515,18 @@ impl Writer {
         tracing::debug!(compacted = target, "storage history compacted");
         Ok(target)
     }
+}
+
+/// An error and its sources, `: `-separated.
+fn error_chain(error: &Error) -> String {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 /// A dry run reports what would be stored: a create has no resourceVersion; other writes keep
