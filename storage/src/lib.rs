@@ -15,6 +15,17 @@
 //! * [`artifact::ArtifactStore`]: atomic, digest-checked artifact files laid out as Flux's
 //!   source-controller does.
 //!
+//! # Guarantees
+//!
+//! * A write is acknowledged only after its transaction is durable (WAL, `synchronous=FULL`,
+//!   fsync); concurrent writes share one transaction and one fsync (group commit), each in its
+//!   own savepoint so one failing write does not fail the others.
+//! * Revisions are strictly increasing and never reused, also across restarts and crashes
+//!   (the SIGKILL crash test in `tests/crash.rs` checks this).
+//! * Watchers see every change in revision order, or end with 410 Expired; a watcher never
+//!   buffers more than [`SqliteConfig::watch_buffer`] changes.
+//! * One store per database file, enforced by an exclusive lock on `<db>.lock`.
+//!
 //! It deliberately knows nothing of HTTP, registries or the API's Rust types: objects are
 //! `serde_json::Value`s in the storage version, and the REST layer converts, defaults and
 //! validates them.

@@ -128,7 +128,9 @@ pub enum WatchEventType {
     /// `DELETED`
     Deleted,
     /// `BOOKMARK`: only `apiVersion`, `kind` and `metadata.resourceVersion` (plus annotations
-    /// for the initial-events-end bookmark).
+    /// for the initial-events-end bookmark). `apiVersion`/`kind` are those of the collection's
+    /// stored objects; they are absent while the collection has never held an object since the
+    /// store opened, so the REST layer should set them when it re-encodes.
     Bookmark,
     /// `ERROR` (not produced by storage itself, which ends streams with `Err`; provided for the
     /// REST layer's frames).
