@@ -325,3 +325,33 @@ async fn duration_retention_keeps_recent_history() {
     let mut w = t.store.watch(&repos(), None, from(1)).await.unwrap();
     assert_eq!(rv(&next(&mut w).await.object), 2);
 }
+
+#[tokio::test]
+async fn finalizer_deletion_is_modified_then_deleted_and_other_namespaces_stay_out() {
+    let t = open().await;
+    let k = key("ns", "a");
+    let v1 = t
+        .store
+        .create(&k, with_finalizer(repo("a"), "example.com/f"), W)
+        .await
+        .unwrap();
+    let mut w = t
+        .store
+        .watch(&repos(), Some("ns"), from(rv(&v1)))
+        .await
+        .unwrap();
+    t.store
+        .create(&key("other", "x"), repo("x"), W)
+        .await
+        .unwrap();
+    t.store.delete(&k, DeleteOptions::default()).await.unwrap();
+    let ev = next(&mut w).await;
+    assert_eq!(ev.event_type, WatchEventType::Modified);
+    assert!(ev.object["metadata"]["deletionTimestamp"].is_string());
+    let mut done = ev.object.clone();
+    done["metadata"]["finalizers"] = json!([]);
+    let last = t.store.update(&k, done, UpdatePart::Main, W).await.unwrap();
+    let ev = next(&mut w).await;
+    assert_eq!(ev.event_type, WatchEventType::Deleted);
+    assert_eq!(ev.object, last);
+}
