@@ -322,3 +322,117 @@ pub fn write_secret(dir: &Path, name: &str, data: &[(&str, &[u8])]) {
     std::fs::create_dir_all(dir).expect("mkdir secrets dir");
     std::fs::write(dir.join(format!("{name}.yaml")), manifest).expect("write secret");
 }
+
+/// A TCP forwarder on a fixed loopback port that can be stopped and started again, to make a
+/// registry unreachable and reachable without changing its address. Each accepted connection
+/// is counted (for request accounting with HTTP/1.1 clients that reuse connections, count the
+/// registry's log instead).
+#[derive(Debug)]
+pub struct TcpProxy {
+    port: u16,
+    target: std::net::SocketAddr,
+    running: Option<ProxyRun>,
+}
+
+#[derive(Debug)]
+struct ProxyRun {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    streams: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TcpProxy {
+    /// Starts forwarding a free loopback port to `target` (`127.0.0.1:<port>`).
+    pub fn start(target: std::net::SocketAddr) -> Self {
+        let mut proxy = Self {
+            port: crate::tools::free_port(),
+            target,
+            running: None,
+        };
+        proxy.resume();
+        proxy
+    }
+
+    /// `127.0.0.1:<port>`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Stops listening and cuts every open connection.
+    pub fn stop(&mut self) {
+        if let Some(mut run) = self.running.take() {
+            run.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+            if let Some(t) = run.thread.take() {
+                let _ = t.join();
+            }
+            for s in run.streams.lock().expect("lock").drain(..) {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
+
+    /// Listens again on the same port.
+    ///
+    /// # Panics
+    /// When the port cannot be bound again within 10 s.
+    pub fn resume(&mut self) {
+        if self.running.is_some() {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match std::net::TcpListener::bind(("127.0.0.1", self.port)) {
+                Ok(l) => break l,
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!("rebinding proxy port {}: {e}", self.port),
+            }
+        };
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let streams: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>> =
+            std::sync::Arc::default();
+        let (stop2, streams2, target) = (stop.clone(), streams.clone(), self.target);
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(client) = conn else { continue };
+                let Ok(upstream) = std::net::TcpStream::connect(target) else {
+                    continue;
+                };
+                let mut list = streams2.lock().expect("lock");
+                for s in [&client, &upstream] {
+                    if let Ok(c) = s.try_clone() {
+                        list.push(c);
+                    }
+                }
+                drop(list);
+                let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                };
+                if let (Ok(c2), Ok(u2)) = (client.try_clone(), upstream.try_clone()) {
+                    pipe(client, upstream);
+                    pipe(u2, c2);
+                }
+            }
+        });
+        self.running = Some(ProxyRun {
+            stop,
+            streams,
+            thread: Some(thread),
+        });
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

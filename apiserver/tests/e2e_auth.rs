@@ -1,0 +1,184 @@
+//! End to end with credentials: a private registry (htpasswd) with a wrong and then a fixed
+//! `kubernetes.io/dockerconfigjson` Secret in `--secrets-dir`, TLS with a CA from
+//! `certSecretRef`, and mutual TLS.
+
+use std::path::Path;
+
+use test_support::e2e::{
+    apply, download, files, jsonpath, oci_repository, push, sha256, testdata, untar, wait_ready,
+    write_docker_secret, write_secret,
+};
+use test_support::kubectl::Kubectl;
+use test_support::pki::TestCa;
+use test_support::registry::RegistryBuilder;
+use test_support::server::{ApiServer, ServerOptions};
+
+fn server(secrets: &Path) -> ApiServer {
+    ApiServer::start(
+        Path::new(env!("CARGO_BIN_EXE_source-apiserver")),
+        ServerOptions {
+            args: vec!["--secrets-dir".into(), secrets.display().to_string()],
+            data_dir: None,
+        },
+    )
+}
+
+#[test]
+fn wrong_credentials_fail_until_the_secret_file_is_fixed() {
+    let registry = RegistryBuilder::new().htpasswd("alice", "s3cret").start();
+    let url = registry.oci_url("private/app");
+    push(
+        &format!("{url}:v1"),
+        &testdata("podinfo-kustomize"),
+        &["--insecure-registry", "--creds", "alice:s3cret"],
+    );
+    let secrets = tempfile::tempdir().unwrap();
+    write_docker_secret(secrets.path(), "creds", registry.host(), "alice", "wrong");
+    let server = server(secrets.path());
+    let k = Kubectl::new(None, &server.kubeconfig());
+    apply(
+        &k,
+        &oci_repository(
+            "v1",
+            "private",
+            &format!(
+                "  interval: 2s\n  url: {url}\n  insecure: true\n  ref:\n    tag: v1\n  secretRef:\n    name: creds\n"
+            ),
+        ),
+    );
+    let message = wait_ready(&k, "private", "False", Some("AuthenticationFailed"));
+    assert!(message.contains("authentication"), "{message}");
+    assert!(
+        !message.contains("wrong"),
+        "the password never shows: {message}"
+    );
+    assert_eq!(
+        jsonpath(
+            &k,
+            "private",
+            "{.status.conditions[?(@.type==\"FetchFailed\")].reason}"
+        ),
+        "AuthenticationFailed"
+    );
+
+    write_docker_secret(secrets.path(), "creds", registry.host(), "alice", "s3cret");
+    wait_ready(&k, "private", "True", Some("Succeeded"));
+    let bytes = download(&k, "v1", "private");
+    assert_eq!(
+        sha256(&bytes),
+        jsonpath(&k, "private", "{.status.artifact.digest}")
+    );
+    assert_eq!(
+        files(untar(&bytes).path()),
+        files(&testdata("podinfo-kustomize"))
+    );
+    assert!(
+        !server.log().contains("s3cret"),
+        "no credentials in the log"
+    );
+
+    // A missing Secret says where Secrets come from.
+    apply(
+        &k,
+        &oci_repository(
+            "v1",
+            "nosecret",
+            &format!(
+                "  interval: 2s\n  url: {url}\n  insecure: true\n  secretRef:\n    name: absent\n"
+            ),
+        ),
+    );
+    let message = wait_ready(&k, "nosecret", "False", Some("AuthenticationFailed"));
+    assert!(
+        message.starts_with("failed to get credential: secrets \"absent\" not found"),
+        "{message}"
+    );
+}
+
+#[test]
+fn tls_with_a_ca_from_cert_secret_ref_and_mutual_tls() {
+    let ca = TestCa::new();
+    let (cert, key) = ca.issue_client_files("client", "source-apiserver", "tests");
+    let tls = RegistryBuilder::new().tls(&ca).start();
+    let mtls = RegistryBuilder::new().tls(&ca).client_ca(&ca).start();
+    let ca_file = ca.cert_path().to_str().unwrap().to_owned();
+    push(
+        &format!("{}:v1", tls.oci_url("tls/app")),
+        &testdata("podinfo-kustomize"),
+        &["--ca-file", &ca_file],
+    );
+    push(
+        &format!("{}:v1", mtls.oci_url("mtls/app")),
+        &testdata("podinfo-kustomize"),
+        &[
+            "--ca-file",
+            &ca_file,
+            "--cert-file",
+            cert.to_str().unwrap(),
+            "--key-file",
+            key.to_str().unwrap(),
+        ],
+    );
+    let secrets = tempfile::tempdir().unwrap();
+    write_secret(secrets.path(), "ca", &[("ca.crt", ca.cert_pem())]);
+    write_secret(
+        secrets.path(),
+        "client",
+        &[
+            ("tls.crt", &std::fs::read(&cert).unwrap()),
+            ("tls.key", &std::fs::read(&key).unwrap()),
+            ("ca.crt", ca.cert_pem()),
+        ],
+    );
+    // The legacy keys Flux still accepts.
+    write_secret(
+        secrets.path(),
+        "legacy",
+        &[
+            ("certFile", &std::fs::read(&cert).unwrap()),
+            ("keyFile", &std::fs::read(&key).unwrap()),
+            ("caFile", ca.cert_pem()),
+        ],
+    );
+    let server = server(secrets.path());
+    let k = Kubectl::new(None, &server.kubeconfig());
+    let object = |name: &str, url: String, secret: Option<&str>| {
+        let cert = secret
+            .map(|s| format!("  certSecretRef:\n    name: {s}\n"))
+            .unwrap_or_default();
+        oci_repository(
+            "v1",
+            name,
+            &format!("  interval: 2s\n  url: {url}\n  ref:\n    tag: v1\n{cert}"),
+        )
+    };
+    apply(&k, &object("tls", tls.oci_url("tls/app"), Some("ca")));
+    apply(
+        &k,
+        &object("mtls", mtls.oci_url("mtls/app"), Some("client")),
+    );
+    apply(
+        &k,
+        &object("legacy", mtls.oci_url("mtls/app"), Some("legacy")),
+    );
+    apply(&k, &object("untrusted", tls.oci_url("tls/app"), None));
+    apply(&k, &object("nocert", mtls.oci_url("mtls/app"), Some("ca")));
+    for name in ["tls", "mtls", "legacy"] {
+        wait_ready(&k, name, "True", Some("Succeeded"));
+        let bytes = download(&k, "v1", name);
+        assert_eq!(
+            files(untar(&bytes).path()),
+            files(&testdata("podinfo-kustomize"))
+        );
+    }
+    let message = wait_ready(&k, "untrusted", "False", None);
+    assert!(
+        message.starts_with("failed to determine artifact digest"),
+        "{message}"
+    );
+    let message = wait_ready(&k, "nocert", "False", None);
+    assert!(
+        message.starts_with("failed to determine artifact digest"),
+        "{message}"
+    );
+}
