@@ -170,6 +170,15 @@ impl ApiError {
         )
     }
 
+    /// 413 RequestEntityTooLarge (kube-apiserver's wording).
+    pub fn too_large(limit_bytes: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+            format!("Request entity too large: limit is {limit_bytes}"),
+        )
+    }
+
     /// 410 Expired.
     pub fn expired(message: impl Into<String>) -> Self {
         Self::new(StatusCode::GONE, "Expired", message)
@@ -267,7 +276,7 @@ pub fn from_storage(resource: &ResourceInfo, name: &str, err: storage::Error) ->
     match err {
         E::NotFound { .. } => ApiError::not_found(resource, name),
         E::AlreadyExists { .. } => ApiError::already_exists(resource, name),
-        E::Conflict { message, .. } => ApiError::conflict(resource, name, message),
+        conflict @ E::Conflict { .. } => ApiError::conflict(resource, name, conflict.to_string()),
         E::Expired { message } => ApiError::expired(message),
         E::InvalidSelector { message }
         | E::InvalidFieldSelector { message }

@@ -224,12 +224,13 @@ pub fn record(
 }
 
 fn set_entries(object: &mut Value, entries: Vec<Value>) {
+    let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return; // not an object: validation refuses it later
+    };
     if entries.is_empty() {
-        if let Some(meta) = object["metadata"].as_object_mut() {
-            meta.remove("managedFields");
-        }
+        meta.remove("managedFields");
     } else {
-        object["metadata"]["managedFields"] = Value::Array(entries);
+        meta.insert("managedFields".into(), Value::Array(entries));
     }
 }
 

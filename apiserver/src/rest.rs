@@ -77,6 +77,20 @@ pub async fn handle(
     info: RequestInfo,
     request: Request<Body>,
 ) -> Result<Response, ApiError> {
+    // Read the body first, whatever happens next: answering while a client is still sending
+    // makes the server close the connection under it.
+    let (parts, body) = request.into_parts();
+    let body = if matches!(
+        parts.method,
+        http::Method::POST | http::Method::PUT | http::Method::PATCH | http::Method::DELETE
+    ) {
+        axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| ApiError::too_large(MAX_BODY_BYTES))?
+    } else {
+        bytes::Bytes::new()
+    };
+    let request = Request::from_parts(parts, Body::from(body));
     let version: Version = info.api_version.parse().map_err(|_| ApiError::no_route())?;
     let resource = openapi::resource_by_plural(&info.resource).ok_or_else(ApiError::no_route)?;
     let subresource = info.subresource.as_deref();
@@ -142,9 +156,9 @@ async fn route(call: Call, request: Request<Body>) -> Result<Response, ApiError>
     }
 }
 
-/// Reads a request body up to [`MAX_BODY_BYTES`].
+/// The request body, already read into memory by [`handle`].
 pub(crate) async fn body_bytes(request: Request<Body>) -> Result<bytes::Bytes, ApiError> {
     axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES)
         .await
-        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))
+        .map_err(|_| ApiError::too_large(MAX_BODY_BYTES))
 }

@@ -50,17 +50,33 @@ pub fn router(state: AppState) -> Router {
             authenticate_and_authorize,
         ))
         .with_state(state);
-    health.merge(api).layer(
-        tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &Request| {
-            tracing::info_span!(
-                "request",
-                method = %request.method(),
-                path = %request.uri().path(),
-                user = tracing::field::Empty,
-                verb = tracing::field::Empty,
-            )
-        }),
-    )
+    health
+        .merge(api)
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_status,
+        ))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    user = tracing::field::Empty,
+                    verb = tracing::field::Empty,
+                )
+            }),
+        )
+}
+
+/// A handler panic is a bug: answer 500 with a `Status` (and log it) instead of dropping the
+/// connection.
+fn panic_status(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    ApiError::internal("the request handler panicked", &detail).into_response()
 }
 
 async fn health() -> &'static str {

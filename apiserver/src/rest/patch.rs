@@ -70,6 +70,13 @@ pub(crate) async fn patch(mut call: Call, request: Request<Body>) -> Result<Resp
         PatchType::Apply => negotiate::parse_body(negotiate::Format::Yaml, &bytes)?,
         _ => negotiate::parse_body(negotiate::Format::Json, &bytes)?,
     };
+    if kind == PatchType::Apply
+        && !(body.is_object() && body.get("metadata").is_none_or(Value::is_object))
+    {
+        return Err(ApiError::bad_request(
+            "an apply configuration must be an object whose metadata is an object",
+        ));
+    }
     if kind == PatchType::Json {
         let operations = body.as_array().map_or(0, Vec::len);
         if operations > MAX_JSON_PATCH_OPERATIONS {
