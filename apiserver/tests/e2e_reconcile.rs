@@ -493,3 +493,20 @@ fn walk(dir: &std::path::PathBuf) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn every_example_is_accepted_by_the_api() {
+    let server = server(&[]);
+    let k = Kubectl::new(None, &server.kubeconfig());
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let out = k.run(&["apply", "--dry-run=server", "-f", path.to_str().unwrap()]);
+            assert!(out.ok().contains("(server dry run)"), "{}", path.display());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 10, "only {seen} examples in {}", dir.display());
+}
