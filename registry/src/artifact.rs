@@ -31,6 +31,7 @@ mod stream;
 pub use list::{LIST_PAGE_SIZE, SemverFilter, TagRow, is_cosign_tag, list, parse_flux_version};
 pub use pull::{
     ContentEntry, ContentIndex, DiffReport, PullOptions, Pulled, diff, index_tree, pull,
+    pull_layer_to_file,
 };
 pub use push::{PushOptions, Pushed, build, push, tag};
 
@@ -132,6 +133,15 @@ pub enum Error {
         /// The extraction error.
         #[source]
         source: crate::extract::Error,
+    },
+    /// Writing a downloaded layer to its file failed.
+    #[error("writing the layer to {path}")]
+    WriteLayer {
+        /// The destination file.
+        path: String,
+        /// The IO error.
+        #[source]
+        source: io::Error,
     },
     /// Reading the local tree for a diff failed.
     #[error("reading {path}")]

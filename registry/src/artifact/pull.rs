@@ -119,6 +119,61 @@ pub async fn pull(
     })
 }
 
+/// Downloads `reference`'s layer (chosen like [`pull`] does, preferring `layer_media_type`)
+/// into the file `dest` byte for byte, verified against its digest and size while streaming:
+/// Flux's `layerSelector.operation: copy` (e.g. a Helm chart `.tgz`). Returns the layer
+/// descriptor and the image manifest digest. On error `dest` may hold part of the blob: write
+/// to a temporary path and rename it on success.
+///
+/// # Errors
+/// [`Error::GetManifest`], [`Error::AmbiguousIndex`], [`Error::NoLayers`],
+/// [`Error::PullLayer`] (download, digest or size mismatch), [`Error::WriteLayer`].
+pub async fn pull_layer_to_file(
+    client: &Client,
+    reference: &Reference,
+    layer_media_type: Option<&str>,
+    dest: &Path,
+    progress: Option<ProgressFn>,
+) -> Result<(Descriptor, Digest), Error> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+
+    let reference = with_default_tag(reference);
+    let (manifest, descriptor) = resolve_image_manifest(client, &reference).await?;
+    let layer = select_layer(&manifest, layer_media_type)
+        .cloned()
+        .ok_or_else(|| Error::NoLayers {
+            reference: reference.to_string(),
+        })?;
+    let pull_err = |source| Error::PullLayer {
+        reference: reference.to_string(),
+        digest: layer.digest.clone(),
+        source: Box::new(source),
+    };
+    let write_err = |source| Error::WriteLayer {
+        path: dest.display().to_string(),
+        source,
+    };
+    let mut stream = client
+        .get_blob(&reference, &layer)
+        .await
+        .map_err(pull_err)?;
+    let file = tokio::fs::File::create(dest).await.map_err(write_err)?;
+    let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
+    let mut done = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(pull_err)?;
+        out.write_all(&chunk).await.map_err(write_err)?;
+        done += chunk.len() as u64;
+        if let Some(progress) = &progress {
+            progress(done);
+        }
+    }
+    out.flush().await.map_err(write_err)?;
+    out.into_inner().sync_all().await.map_err(write_err)?;
+    Ok((layer, descriptor.digest))
+}
+
 /// One entry of a [`ContentIndex`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContentEntry {
