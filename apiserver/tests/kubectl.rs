@@ -503,6 +503,29 @@ fn curl(args: &[&str]) -> (u16, serde_json::Value) {
     )
 }
 
+/// `curl` with a client certificate (PEM pair) written into the server's scratch directory.
+fn curl_as(
+    server: &ApiServer,
+    user: &str,
+    (cert, key): (Vec<u8>, Vec<u8>),
+    url: &str,
+) -> (u16, serde_json::Value) {
+    let cert_path = server.scratch().join(format!("{user}.crt"));
+    let key_path = server.scratch().join(format!("{user}.key"));
+    std::fs::write(&cert_path, cert).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    let ca = server.ca_cert();
+    curl(&[
+        "--cacert",
+        ca.to_str().unwrap(),
+        "--cert",
+        cert_path.to_str().unwrap(),
+        "--key",
+        key_path.to_str().unwrap(),
+        url,
+    ])
+}
+
 #[test]
 fn requests_without_credentials_get_401_and_others_403() {
     let server = server();
@@ -528,21 +551,8 @@ fn requests_without_credentials_get_401_and_others_403() {
     assert_eq!(String::from_utf8_lossy(&health.stdout), "ok");
 
     // A user outside system:masters: 403 naming the verb and resource.
-    let (cert, key) =
-        apiserver::pki::issue_client_pem(&server.data_dir(), "bob", &["dev"]).unwrap();
-    let cert_path = server.scratch().join("bob.crt");
-    let key_path = server.scratch().join("bob.key");
-    std::fs::write(&cert_path, cert).unwrap();
-    std::fs::write(&key_path, key).unwrap();
-    let (code, status) = curl(&[
-        "--cacert",
-        ca.to_str().unwrap(),
-        "--cert",
-        cert_path.to_str().unwrap(),
-        "--key",
-        key_path.to_str().unwrap(),
-        &url,
-    ]);
+    let bob = apiserver::pki::issue_client_pem(&server.data_dir(), "bob", &["dev"]).unwrap();
+    let (code, status) = curl_as(&server, "bob", bob, &url);
     assert_eq!(code, 403, "{status}");
     assert_eq!(status["reason"], "Forbidden");
     assert_eq!(
@@ -550,21 +560,8 @@ fn requests_without_credentials_get_401_and_others_403() {
         "ocirepositories.source.toolkit.fluxcd.io is forbidden: User \"bob\" cannot list resource \"ocirepositories\" in API group \"source.toolkit.fluxcd.io\" in the namespace \"default\""
     );
     // A certificate from another CA is not trusted: 401.
-    let other = test_support::pki::TestCa::new();
-    let (other_cert_pem, other_key_pem) = other.issue_client("mallory", "system:masters");
-    let other_cert = server.scratch().join("mallory.crt");
-    let other_key = server.scratch().join("mallory.key");
-    std::fs::write(&other_cert, other_cert_pem).unwrap();
-    std::fs::write(&other_key, other_key_pem).unwrap();
-    let (code, _) = curl(&[
-        "--cacert",
-        ca.to_str().unwrap(),
-        "--cert",
-        other_cert.to_str().unwrap(),
-        "--key",
-        other_key.to_str().unwrap(),
-        &url,
-    ]);
+    let mallory = test_support::pki::TestCa::new().issue_client("mallory", "system:masters");
+    let (code, _) = curl_as(&server, "mallory", mallory, &url);
     assert_eq!(code, 401);
 }
 
