@@ -12,6 +12,7 @@
 //! clear message), cloud provider logins (in-cluster mode).
 
 pub mod backoff;
+mod credentials;
 pub mod events;
 mod fetch;
 pub mod queue;

@@ -510,3 +510,111 @@ fn every_example_is_accepted_by_the_api() {
     }
     assert!(seen >= 10, "only {seen} examples in {}", dir.display());
 }
+
+/// `curl -D -` of `url`; returns (headers, body).
+fn curl(args: &[&str], url: &str) -> (String, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let headers = dir.path().join("headers");
+    let body = dir.path().join("body");
+    let out = Command::new(tools::require("curl"))
+        .args(["-sS", "-D"])
+        .arg(&headers)
+        .arg("-o")
+        .arg(&body)
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        std::fs::read_to_string(headers).unwrap().to_lowercase(),
+        std::fs::read(body).unwrap(),
+    )
+}
+
+#[test]
+fn artifact_headers_and_the_plain_http_listener() {
+    let registry = RegistryBuilder::new().start();
+    let url = registry.oci_url("app/http");
+    push(
+        &format!("{url}:v1"),
+        &testdata("podinfo-kustomize"),
+        &["--insecure-registry"],
+    );
+    let port = tools::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let server = server(&[
+        "--artifact-listen",
+        &addr,
+        "--artifact-advertise-address",
+        &addr,
+    ]);
+    let k = Kubectl::new(None, &server.kubeconfig());
+    apply(
+        &k,
+        &oci_repository("v1", "web", &spec(&url, "  ref:\n    tag: v1\n")),
+    );
+    wait_ready(&k, "web", "True", Some("Succeeded"));
+    let digest = jsonpath(&k, "web", "{.status.artifact.digest}");
+    let path = jsonpath(&k, "web", "{.status.artifact.path}");
+    let artifact_url = jsonpath(&k, "web", "{.status.artifact.url}");
+    assert_eq!(artifact_url, format!("http://{addr}/{path}"));
+    assert_eq!(
+        jsonpath(&k, "web", "{.status.url}"),
+        format!("http://{addr}/ocirepository/default/web/latest.tar.gz")
+    );
+
+    // Plain HTTP at Flux's layout, as kustomize-controller fetches it.
+    let (headers, body) = curl(&[], &artifact_url);
+    assert!(headers.starts_with("http/1.1 200"), "{headers}");
+    assert_eq!(sha256(&body), digest);
+    let (_, latest) = curl(&[], &jsonpath(&k, "web", "{.status.url}"));
+    assert_eq!(latest, body);
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!(
+            "http://{addr}/ocirepository/default/web/../../../../etc/passwd"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+
+    // The subresource over HTTPS with the admin certificate: headers.
+    let pki = server.data_dir().join("pki");
+    let (cert, key, ca) = (
+        pki.join("admin.crt"),
+        pki.join("admin.key"),
+        pki.join("ca.crt"),
+    );
+    let (headers, body) = curl(
+        &[
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--cacert",
+            ca.to_str().unwrap(),
+        ],
+        &format!(
+            "{}/apis/source.toolkit.fluxcd.io/v1/namespaces/default/ocirepositories/web/artifact",
+            server.url()
+        ),
+    );
+    assert_eq!(sha256(&body), digest);
+    assert!(
+        headers.contains("content-type: application/gzip"),
+        "{headers}"
+    );
+    assert!(
+        headers.contains(&format!("content-length: {}", body.len())),
+        "{headers}"
+    );
+    assert!(
+        headers.contains(&format!("etag: \"{digest}\"")),
+        "{headers}"
+    );
+}

@@ -1,6 +1,6 @@
-//! The remote half of an OCIRepository reconcile: registry client from the object's Secrets,
-//! reference resolution (digest > semver > tag > `latest`, one HEAD for a tag), and the pull of
-//! one layer streamed into the artifact store (extracted safely and re-archived, or copied).
+//! The remote half of an OCIRepository reconcile: reference resolution (digest > semver > tag >
+//! `latest`, one HEAD for a tag), and the pull of one layer streamed into the artifact store
+//! (extracted safely and re-archived, or copied).
 //!
 //! Failures are [`Failure`]s carrying Flux's condition type, reason and message
 //! (`flux-source-controller.md` §2.4, §2.5).
@@ -8,18 +8,13 @@
 use std::collections::BTreeMap;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use futures::StreamExt as _;
 use openapi::conditions::reasons;
 use openapi::v1::OCIRepository;
-use registry::client::{ClientIdentity, ProxyConfig};
 use registry::manifest::{ImageManifest, Manifest};
-use registry::{Client, ClientConfig, Credentials, Descriptor, Digest, DockerConfig, Reference};
-use sha2::Digest as _;
+use registry::{Client, Descriptor, Digest, Reference};
 use storage::{ArtifactStore, StoredArtifact};
-
-use super::secrets::{Secret, SecretStore};
 
 /// Media type of Helm chart layers: semver tags use `_` for `+` (Helm's encoding).
 const HELM_CHART_CONTENT: &str = registry::manifest::media_types::HELM_CHART_CONTENT;
@@ -80,196 +75,6 @@ pub(crate) fn chain(err: &dyn std::error::Error) -> String {
         source = e.source();
     }
     s
-}
-
-/// Registry clients shared between reconciles, keyed by a hash of everything that configures
-/// them (so token caches and connections are reused, and a changed Secret makes a new client).
-#[derive(Debug, Default)]
-pub(crate) struct ClientCache {
-    clients: parking_lot::Mutex<std::collections::HashMap<String, Client>>,
-}
-
-/// Most clients kept; the cache is emptied when it would grow past this.
-const MAX_CACHED_CLIENTS: usize = 4096;
-
-/// What the object's Secrets resolved to.
-struct Access {
-    docker_config: Option<Vec<u8>>,
-    ca: Option<Vec<u8>>,
-    identity: Option<(Vec<u8>, Vec<u8>)>,
-    proxy: Option<(String, Option<String>, Option<String>)>,
-}
-
-fn load_secret(secrets: &SecretStore, namespace: &str, name: &str) -> Result<Secret, String> {
-    match secrets.get(namespace, name) {
-        Ok(Some(s)) => Ok(s),
-        Ok(None) => Err(format!(
-            "secrets \"{name}\" not found in namespace '{namespace}' (standalone mode reads Secrets from {})",
-            secrets.dir().display()
-        )),
-        Err(e) => Err(chain(&e)),
-    }
-}
-
-fn access(secrets: &SecretStore, obj: &OCIRepository) -> Result<Access, Failure> {
-    let ns = obj.metadata.namespace.as_deref().unwrap_or("default");
-    let auth = |m: String| Failure::fetch(reasons::AUTHENTICATION_FAILED, m);
-    let mut out = Access {
-        docker_config: None,
-        ca: None,
-        identity: None,
-        proxy: None,
-    };
-    if let Some(r) = &obj.spec.secret_ref {
-        let s = load_secret(secrets, ns, &r.name)
-            .map_err(|m| auth(format!("failed to get credential: {m}")))?;
-        let json = s.data.get(".dockerconfigjson").cloned().ok_or_else(|| {
-            auth(format!(
-                "failed to get credential: secret '{ns}/{}' has no '.dockerconfigjson' key (type kubernetes.io/dockerconfigjson expected)",
-                r.name
-            ))
-        })?;
-        out.docker_config = Some(json);
-    }
-    if let Some(r) = &obj.spec.cert_secret_ref {
-        let s = load_secret(secrets, ns, &r.name)
-            .map_err(|m| auth(format!("failed to get TLS configuration: {m}")))?;
-        let get = |k: &str, legacy: &str| {
-            s.data
-                .get(k)
-                .or_else(|| s.data.get(legacy))
-                .filter(|v| !v.is_empty())
-                .cloned()
-        };
-        let cert = get("tls.crt", "certFile");
-        let key = get("tls.key", "keyFile");
-        out.ca = get("ca.crt", "caFile");
-        match (cert, key) {
-            (Some(c), Some(k)) => out.identity = Some((c, k)),
-            (None, None) => {}
-            _ => {
-                return Err(auth(format!(
-                    "failed to get TLS configuration: secret '{ns}/{}' must contain both 'tls.crt' and 'tls.key'",
-                    r.name
-                )));
-            }
-        }
-        if out.identity.is_none() && out.ca.is_none() {
-            return Err(auth(format!(
-                "failed to get TLS configuration: secret '{ns}/{}' must contain either 'ca.crt' or both 'tls.crt' and 'tls.key'",
-                r.name
-            )));
-        }
-    }
-    if let Some(r) = &obj.spec.proxy_secret_ref {
-        let s = load_secret(secrets, ns, &r.name)
-            .map_err(|m| auth(format!("failed to configure proxy: {m}")))?;
-        let text = |k: &str| {
-            s.data
-                .get(k)
-                .map(|v| String::from_utf8_lossy(v).trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let address = text("address").ok_or_else(|| {
-            auth(format!(
-                "failed to configure proxy: secret '{ns}/{}' has no 'address' key",
-                r.name
-            ))
-        })?;
-        let scheme_ok = ["http://", "https://", "socks5://"]
-            .iter()
-            .any(|p| address.starts_with(p));
-        if !scheme_ok || address.len() > 2048 {
-            return Err(auth(format!(
-                "failed to configure proxy: invalid proxy address in secret '{ns}/{}': scheme must be http, https or socks5",
-                r.name
-            )));
-        }
-        out.proxy = Some((address, text("username"), text("password")));
-    }
-    Ok(out)
-}
-
-impl ClientCache {
-    /// The client for `obj`: Secrets are read (blocking file IO, so callers use
-    /// `spawn_blocking`), hashed, and the cached client for that configuration returned.
-    pub(crate) fn client(
-        &self,
-        secrets: &SecretStore,
-        obj: &OCIRepository,
-        timeout: Duration,
-    ) -> Result<Client, Failure> {
-        let access = access(secrets, obj)?;
-        let mut h = sha2::Sha256::new();
-        let mut feed = |label: &str, bytes: Option<&[u8]>| {
-            h.update(label.as_bytes());
-            match bytes {
-                Some(b) => {
-                    h.update((b.len() as u64).to_le_bytes());
-                    h.update(b);
-                }
-                None => h.update([0xff]),
-            }
-        };
-        feed("insecure", Some(&[u8::from(obj.spec.is_insecure())]));
-        feed("timeout", Some(&timeout.as_millis().to_le_bytes()));
-        feed("docker", access.docker_config.as_deref());
-        feed("ca", access.ca.as_deref());
-        feed("cert", access.identity.as_ref().map(|i| i.0.as_slice()));
-        feed("key", access.identity.as_ref().map(|i| i.1.as_slice()));
-        let proxy = access.proxy.as_ref();
-        feed("proxy", proxy.map(|p| p.0.as_bytes()));
-        feed(
-            "puser",
-            proxy.and_then(|p| p.1.as_deref()).map(str::as_bytes),
-        );
-        feed(
-            "ppass",
-            proxy.and_then(|p| p.2.as_deref()).map(str::as_bytes),
-        );
-        let fingerprint = hex::encode(h.finalize());
-        if let Some(c) = self.clients.lock().get(&fingerprint) {
-            return Ok(c.clone());
-        }
-        let auth = |m: String| Failure::fetch(reasons::AUTHENTICATION_FAILED, m);
-        let credentials = match &access.docker_config {
-            Some(json) => Credentials::DockerConfig(
-                DockerConfig::from_json(json)
-                    .map_err(|e| auth(format!("failed to get credential: {}", chain(&e))))?,
-            ),
-            None => Credentials::Anonymous,
-        };
-        let config = ClientConfig {
-            timeout,
-            insecure: obj.spec.is_insecure(),
-            ca_certs_pem: access.ca.into_iter().collect(),
-            client_identity: access
-                .identity
-                .map(|(cert_pem, key_pem)| ClientIdentity { cert_pem, key_pem }),
-            credentials,
-            proxy: access
-                .proxy
-                .map(|(address, username, password)| ProxyConfig {
-                    address,
-                    username,
-                    password,
-                }),
-            user_agent: concat!("source-apiserver/", env!("CARGO_PKG_VERSION")).to_owned(),
-            ..ClientConfig::default()
-        };
-        let client = Client::new(config).map_err(|e| {
-            auth(format!(
-                "failed to configure the registry client: {}",
-                chain(&e)
-            ))
-        })?;
-        let mut clients = self.clients.lock();
-        if clients.len() >= MAX_CACHED_CLIENTS {
-            clients.clear();
-        }
-        clients.insert(fingerprint, client.clone());
-        Ok(client)
-    }
 }
 
 /// The repository of `spec.url`, refusing tags and digests in the URL (Flux:

@@ -20,8 +20,9 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use storage::{ArtifactStore, ObjectKey, ObjectStore, UpdatePart, WriteOptions};
 
+use super::credentials::ClientCache;
 use super::events::{EventRecorder, EventType, ObjectRef};
-use super::fetch::{self, ClientCache, Failure, FailureKind, PullSettings};
+use super::fetch::{self, Failure, FailureKind, PullSettings};
 use super::secrets::SecretStore;
 
 /// The storage directory of OCIRepository artifacts (Flux: the lower-cased kind).
