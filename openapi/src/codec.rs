@@ -122,28 +122,38 @@ pub fn decode(resource: &ResourceInfo, version: Version, body: Value) -> Result<
 /// Renders a stored v1 object in `version`: converted ([`crate::convert`]), with `apiVersion`
 /// and `kind` set. No defaulting and no validation happen here.
 ///
+/// In the storage version the stored object is returned as it is (only `apiVersion`/`kind`
+/// are set): everything stored went through [`decode`] or a typed status write, so it is
+/// already canonical v1, and re-serialising it on every read (get, list, watch frame) would be
+/// work done again on the hot path.
+///
 /// # Errors
-/// [`Error::Stored`] when `stored` does not deserialize as a v1 object, [`Error::Conversion`]
-/// when its v1beta2 annotation is corrupt; both are server-side faults (500).
+/// [`Error::Stored`] when `stored` is not an object or (for v1beta2) does not deserialize as a
+/// v1 object, [`Error::Conversion`] when its v1beta2 annotation is corrupt; both are
+/// server-side faults (500).
 pub fn encode(resource: &ResourceInfo, version: Version, stored: Value) -> Result<Value> {
     let kind = resource.kind;
     match (resource.kind_enum(), version) {
-        (Kind::OCIRepository, Version::V1) => {
-            to_value::<v1::OCIRepository>(stored_from_value(stored, kind)?, version, kind)
+        (_, Version::STORAGE) => {
+            let mut object = stored;
+            let Some(map) = object.as_object_mut() else {
+                return Err(Error::Stored {
+                    kind,
+                    field: String::new(),
+                    message: format!("expected an object, found {}", json_type(&object)),
+                });
+            };
+            map.insert("apiVersion".into(), Value::from(version.api_version()));
+            map.insert("kind".into(), Value::from(kind));
+            Ok(object)
         }
         (Kind::OCIRepository, Version::V1beta2) => {
             let obj = convert::oci_repository_to_v1beta2(stored_from_value(stored, kind)?)?;
             to_value(obj, version, kind)
         }
-        (Kind::HelmRepository, Version::V1) => {
-            to_value::<v1::HelmRepository>(stored_from_value(stored, kind)?, version, kind)
-        }
         (Kind::HelmRepository, Version::V1beta2) => {
             let obj = convert::helm_repository_to_v1beta2(stored_from_value(stored, kind)?);
             to_value(obj, version, kind)
-        }
-        (Kind::HelmChart, Version::V1) => {
-            to_value::<v1::HelmChart>(stored_from_value(stored, kind)?, version, kind)
         }
         (Kind::HelmChart, Version::V1beta2) => {
             let obj = convert::helm_chart_to_v1beta2(stored_from_value(stored, kind)?)?;

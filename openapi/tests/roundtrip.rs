@@ -257,7 +257,22 @@ fn nulls_are_dropped_like_kubernetes_does() {
 #[test]
 fn stored_garbage_is_a_server_error() {
     let r = resource_by_kind("OCIRepository").unwrap();
-    let err = encode(r, Version::V1, json!({"spec": {"url": 1}})).unwrap_err();
+    // Converting to v1beta2 reads the typed object and catches it.
+    let err = encode(r, Version::V1beta2, json!({"spec": {"url": 1}})).unwrap_err();
     assert!(!err.is_bad_request());
     assert!(err.causes().is_empty());
+    // A non-object is refused in every version.
+    let err = encode(r, Version::V1, json!([1, 2])).unwrap_err();
+    assert!(!err.is_bad_request());
+}
+
+#[test]
+fn encoding_in_the_storage_version_passes_the_stored_object_through() {
+    let r = resource_by_kind("OCIRepository").unwrap();
+    let stored = json!({"metadata": {"name": "a", "resourceVersion": "7"}, "spec": {"url": "oci://r/a", "interval": "5m"}});
+    let encoded = encode(r, Version::V1, stored.clone()).unwrap();
+    let mut expected = stored;
+    expected["apiVersion"] = json!("source.toolkit.fluxcd.io/v1");
+    expected["kind"] = json!("OCIRepository");
+    assert_eq!(encoded, expected);
 }
