@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod artifact;
 pub mod client;
+pub mod cosign;
 pub use client::{Client, ClientConfig, Credentials, DockerConfig};
 pub mod digest;
 pub use digest::Digest;
