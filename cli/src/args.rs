@@ -27,6 +27,7 @@ pub(crate) struct Cli {
 
 /// Flags accepted by every command.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub(crate) struct GlobalArgs {
     /// Timeout for the whole operation, e.g. `30s`, `5m`, `1h30m`.
     #[arg(long, global = true, default_value = "5m", value_parser = parse_duration)]

@@ -14,6 +14,35 @@
 //!
 //! Everything streams: archives are built into a temporary file and uploaded from it; layers
 //! are extracted or hashed while downloading, verified against their digest.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use registry::artifact::{self, PullOptions, PushOptions, REPRODUCIBLE_CREATED};
+//! use registry::{Client, ClientConfig, Matcher, Reference};
+//!
+//! let client = Client::new(ClientConfig { insecure: true, ..ClientConfig::default() })?;
+//! let reference: Reference = "oci://localhost:5000/podinfo/deploy:v1.0.0".parse()?;
+//! let pushed = artifact::push(
+//!     &client,
+//!     &reference,
+//!     "./deploy".as_ref(),
+//!     PushOptions {
+//!         source: "https://github.com/stefanprodan/podinfo".into(),
+//!         revision: "main@sha1:0123456789abcdef0123456789abcdef01234567".into(),
+//!         created: Some(REPRODUCIBLE_CREATED.into()),
+//!         ignore: Matcher::flux_cli_default()?,
+//!         ..PushOptions::default()
+//!     },
+//! )
+//! .await?;
+//! println!("pushed {}@{}", pushed.reference, pushed.digest);
+//!
+//! let dest = tempfile::tempdir()?;
+//! let pulled = artifact::pull(&client, &reference, dest.path(), PullOptions::default()).await?;
+//! println!("{} files from {:?}", pulled.extracted.files, pulled.revision);
+//! # Ok(())
+//! # }
+//! ```
 
 use std::collections::BTreeMap;
 use std::io;
