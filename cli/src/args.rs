@@ -80,6 +80,15 @@ pub(crate) enum Command {
     /// Build an artifact tarball locally.
     #[command(subcommand)]
     Build(BuildNoun),
+    /// Generate a cosign key pair.
+    #[command(subcommand)]
+    Generate(GenerateNoun),
+    /// Sign artifacts with a cosign key.
+    #[command(subcommand)]
+    Sign(SignNoun),
+    /// Verify artifact signatures with cosign public keys.
+    #[command(subcommand)]
+    Verify(VerifyNoun),
 }
 
 /// `push artifact`.
@@ -169,6 +178,10 @@ pub(crate) struct PushArgs {
     /// Print the pushed reference and digest to stdout in this format.
     #[arg(long, short = 'o', value_enum)]
     pub(crate) output: Option<OutputFormat>,
+    /// Sign the pushed artifact (by digest) with this cosign private key (`cosign.key`; password
+    /// from COSIGN_PASSWORD or a terminal prompt).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) sign_key: Option<PathBuf>,
 }
 
 /// `sourcectl pull artifact oci://... --output <dir>`
@@ -233,6 +246,58 @@ pub(crate) struct BuildArgs {
     pub(crate) output: PathBuf,
     #[command(flatten)]
     pub(crate) ignore: IgnoreArgs,
+}
+
+/// `generate key-pair`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum GenerateNoun {
+    /// Write a cosign-compatible key pair: `<prefix>.key` (encrypted with COSIGN_PASSWORD or a
+    /// password typed at the terminal) and `<prefix>.pub`.
+    KeyPair(KeyPairArgs),
+}
+
+/// `sourcectl generate key-pair [--output-key-prefix cosign]`
+#[derive(Debug, Args)]
+pub(crate) struct KeyPairArgs {
+    /// File name prefix of the key pair: `<prefix>.key` and `<prefix>.pub`.
+    #[arg(long, default_value = "cosign", value_name = "PREFIX")]
+    pub(crate) output_key_prefix: String,
+}
+
+/// `sign artifact`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SignNoun {
+    /// Sign an artifact in cosign's format (`sha256-<hex>.sig` tag), adding to its existing
+    /// signatures.
+    Artifact(SignArgs),
+}
+
+/// `sourcectl sign artifact oci://...[:tag|@digest] --key cosign.key`
+#[derive(Debug, Args)]
+pub(crate) struct SignArgs {
+    /// The artifact, `oci://<host>/<repository>[:<tag>|@<digest>]`.
+    pub(crate) url: String,
+    /// Cosign private key file (password from COSIGN_PASSWORD or a terminal prompt).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: PathBuf,
+}
+
+/// `verify artifact`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum VerifyNoun {
+    /// Verify an artifact's cosign signature; print the verified digest (exit 1 if no signature
+    /// verifies).
+    Artifact(VerifyArgs),
+}
+
+/// `sourcectl verify artifact oci://... --key cosign.pub`
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The artifact, `oci://<host>/<repository>[:<tag>|@<digest>]`.
+    pub(crate) url: String,
+    /// Cosign public key file (repeatable; any one valid signature passes).
+    #[arg(long, required = true, value_name = "FILE")]
+    pub(crate) key: Vec<PathBuf>,
 }
 
 /// Parses Go-style durations: a sequence of `<number><unit>` with units `ms`, `s`, `m`, `h`

@@ -2,10 +2,13 @@
 
 pub(crate) mod build;
 pub(crate) mod diff;
+pub(crate) mod keypair;
 pub(crate) mod list;
 pub(crate) mod pull;
 pub(crate) mod push;
+pub(crate) mod sign;
 pub(crate) mod tag;
+pub(crate) mod verify;
 
 use anyhow::Context;
 use registry::Matcher;

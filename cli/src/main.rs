@@ -65,14 +65,21 @@ fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     use args::{BuildNoun, DiffNoun, ListNoun, PullNoun, PushNoun, TagNoun};
+    use args::{GenerateNoun, SignNoun, VerifyNoun};
     let global = cli.global;
     match cli.command {
-        Command::Push(PushNoun::Artifact(a)) => commands::push::run(&global, a).await,
+        Command::Push(PushNoun::Artifact(mut a)) => match a.sign_key.take() {
+            Some(key) => commands::sign::push_and_sign(&global, a, &key).await,
+            None => commands::push::run(&global, a).await,
+        },
         Command::Pull(PullNoun::Artifact(a)) => commands::pull::run(&global, a).await,
         Command::Tag(TagNoun::Artifact(a)) => commands::tag::run(&global, a).await,
         Command::List(ListNoun::Artifacts(a)) => commands::list::run(&global, a).await,
         Command::Diff(DiffNoun::Artifact(a)) => commands::diff::run(&global, a).await,
         Command::Build(BuildNoun::Artifact(a)) => commands::build::run(a).await,
+        Command::Generate(GenerateNoun::KeyPair(a)) => commands::keypair::run(a).await,
+        Command::Sign(SignNoun::Artifact(a)) => commands::sign::run(&global, a).await,
+        Command::Verify(VerifyNoun::Artifact(a)) => commands::verify::run(&global, a).await,
     }
 }
 
