@@ -225,3 +225,32 @@ impl Controller {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_generation_requests_and_deletion_trigger() {
+        let base = serde_json::json!({
+            "metadata": {"name": "a", "namespace": "default", "generation": 1},
+            "spec": {"interval": "1m"},
+        });
+        let t = Trigger::of(&base);
+        let mut status_only = base.clone();
+        status_only["status"] = serde_json::json!({"observedGeneration": 1});
+        status_only["metadata"]["resourceVersion"] = "9".into();
+        status_only["metadata"]["finalizers"] = serde_json::json!(["finalizers.fluxcd.io"]);
+        assert_eq!(Trigger::of(&status_only), t);
+        let mut new_generation = base.clone();
+        new_generation["metadata"]["generation"] = 2.into();
+        assert_ne!(Trigger::of(&new_generation), t);
+        let mut requested = base.clone();
+        requested["metadata"]["annotations"] =
+            serde_json::json!({"reconcile.fluxcd.io/requestedAt": "now"});
+        assert_ne!(Trigger::of(&requested), t);
+        let mut deleting = base;
+        deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z".into();
+        assert_ne!(Trigger::of(&deleting), t);
+    }
+}
