@@ -23,6 +23,9 @@ pub(crate) fn failure(message: &str) {
     eprintln!("✗ {message}");
 }
 
+/// How long a transfer runs before its indicator appears.
+const SHOW_AFTER: Duration = Duration::from_millis(500);
+
 /// A transfer progress indicator: a spinner with bytes and rate on a terminal, nothing
 /// otherwise. It only appears after the transfer has run for a moment.
 #[derive(Debug)]
@@ -31,18 +34,26 @@ pub(crate) struct Transfer {
 }
 
 impl Transfer {
-    /// Starts an indicator labelled `label` (`pushing`, `pulling`).
+    /// Starts an indicator labelled `label` (`pushing`, `pulling`); it stays hidden for the
+    /// first [`SHOW_AFTER`] so quick transfers print nothing.
     pub(crate) fn start(label: &'static str) -> Self {
         if !std::io::stderr().is_terminal() {
             return Transfer { bar: None };
         }
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
         bar.set_style(
             ProgressStyle::with_template("{spinner} {msg} {bytes} ({binary_bytes_per_sec})")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.set_message(label);
-        bar.enable_steady_tick(Duration::from_millis(200));
+        let shown = bar.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(SHOW_AFTER);
+            if !shown.is_finished() {
+                shown.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+                shown.enable_steady_tick(Duration::from_millis(200));
+            }
+        });
         Transfer { bar: Some(bar) }
     }
 
