@@ -182,3 +182,106 @@ fn tls_with_a_ca_from_cert_secret_ref_and_mutual_tls() {
         "{message}"
     );
 }
+
+fn sourcectl_with_password(args: &[&str]) -> String {
+    let empty = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(test_support::e2e::sourcectl_binary())
+        .env("DOCKER_CONFIG", empty.path())
+        .env("COSIGN_PASSWORD", "")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sourcectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn cosign_signatures_are_verified_before_pulling() {
+    let registry = RegistryBuilder::new().start();
+    let url = registry.oci_url("signed/app");
+    let keys = tempfile::tempdir().unwrap();
+    let prefix = keys.path().join("cosign");
+    sourcectl_with_password(&[
+        "generate",
+        "key-pair",
+        "--output-key-prefix",
+        prefix.to_str().unwrap(),
+    ]);
+    let src = testdata("podinfo-kustomize");
+    sourcectl_with_password(&[
+        "push",
+        "artifact",
+        &format!("{url}:signed"),
+        "--path",
+        src.to_str().unwrap(),
+        "--source",
+        "s",
+        "--revision",
+        "r",
+        "--insecure-registry",
+        "--sign-key",
+        keys.path().join("cosign.key").to_str().unwrap(),
+    ]);
+    push(&format!("{url}:unsigned"), &src, &["--insecure-registry"]);
+    let secrets = tempfile::tempdir().unwrap();
+    write_secret(
+        secrets.path(),
+        "cosign-keys",
+        &[(
+            "cosign.pub",
+            &std::fs::read(keys.path().join("cosign.pub")).unwrap(),
+        )],
+    );
+    let server = server(secrets.path());
+    let k = Kubectl::new(None, &server.kubeconfig());
+    let object = |name: &str, tag: &str, verify: &str| {
+        oci_repository(
+            "v1",
+            name,
+            &format!(
+                "  interval: 2s\n  url: {url}\n  insecure: true\n  ref:\n    tag: {tag}\n  verify:\n    provider: cosign\n{verify}"
+            ),
+        )
+    };
+    let with_keys = "    secretRef:\n      name: cosign-keys\n";
+    apply(&k, &object("signed", "signed", with_keys));
+    apply(&k, &object("unsigned", "unsigned", with_keys));
+    apply(&k, &object("keyless", "signed", ""));
+
+    wait_ready(&k, "signed", "True", Some("Succeeded"));
+    let revision = jsonpath(&k, "signed", "{.status.artifact.revision}");
+    assert_eq!(
+        jsonpath(
+            &k,
+            "signed",
+            "{.status.conditions[?(@.type==\"SourceVerified\")].message}"
+        ),
+        format!("verified signature of revision {revision}")
+    );
+    let message = wait_ready(&k, "unsigned", "False", Some("VerificationError"));
+    assert!(
+        message.starts_with(
+            "failed to verify the signature using provider 'cosign': no signatures found"
+        ),
+        "{message}"
+    );
+    assert_eq!(
+        jsonpath(&k, "unsigned", "{.status.artifact}"),
+        "",
+        "nothing pulled"
+    );
+    let message = wait_ready(&k, "keyless", "False", Some("VerificationError"));
+    assert!(message.contains("keyless"), "{message}");
+    assert_eq!(
+        jsonpath(
+            &k,
+            "keyless",
+            "{.status.conditions[?(@.type==\"Stalled\")].status}"
+        ),
+        "True"
+    );
+}

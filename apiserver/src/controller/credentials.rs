@@ -203,3 +203,29 @@ impl ClientCache {
         Ok(client)
     }
 }
+
+/// The cosign public keys of `spec.verify.secretRef`: every `*.pub` entry, in key order (Flux
+/// iterates a map, in random order). Blocking (Secret files).
+pub(crate) fn cosign_keys(
+    secrets: &SecretStore,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<registry::cosign::PublicKey>, String> {
+    let secret = load_secret(secrets, namespace, name)?;
+    let mut keys = Vec::new();
+    for (key, pem) in secret.data.iter().filter(|(k, _)| k.ends_with(".pub")) {
+        let parsed = registry::cosign::PublicKey::from_pem(pem).map_err(|e| {
+            format!(
+                "invalid public key '{key}' in secret '{namespace}/{name}': {}",
+                chain(&e)
+            )
+        })?;
+        keys.push(parsed);
+    }
+    if keys.is_empty() {
+        return Err(format!(
+            "no public keys found in secret '{namespace}/{name}'"
+        ));
+    }
+    Ok(keys)
+}

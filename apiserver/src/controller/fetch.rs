@@ -28,6 +28,8 @@ pub(crate) enum FailureKind {
     Fetch,
     /// `StorageOperationFailed=True`: retried with backoff.
     Storage,
+    /// `SourceVerified=False`: retried with backoff.
+    Verify,
 }
 
 /// A failed step: condition kind, Flux reason and message.

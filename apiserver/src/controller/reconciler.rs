@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use serde_json::Value;
 use storage::{ArtifactStore, ObjectKey, ObjectStore, UpdatePart, WriteOptions};
 
-use super::credentials::ClientCache;
+use super::credentials::{self, ClientCache};
 use super::events::{EventRecorder, EventType, ObjectRef};
 use super::fetch::{self, Failure, FailureKind, PullSettings};
 use super::secrets::SecretStore;
@@ -301,7 +301,23 @@ impl Reconciler {
 
         let interval =
             openapi::parse_go_duration(&obj.spec.interval).unwrap_or(Duration::from_secs(60));
-        let outcome = self.source(&obj, &status, object).await;
+        if obj.spec.verify.is_none()
+            || conditions::is_false(&status.conditions, types::SOURCE_VERIFIED)
+        {
+            conditions::delete(&mut status.conditions, types::SOURCE_VERIFIED);
+        }
+        let mut verified = None;
+        let outcome = self.source(&obj, &status, object, &mut verified).await;
+        if let Some(revision) = &verified {
+            conditions::mark_true(
+                &mut status.conditions,
+                types::SOURCE_VERIFIED,
+                reasons::SUCCEEDED,
+                &format!("verified signature of revision {revision}"),
+                Some(generation),
+                ts.clone(),
+            );
+        }
         let url = obj.spec.url.clone();
         let mut result = Ok(Action::Requeue(super::backoff::jittered(
             interval,
@@ -451,6 +467,36 @@ impl Reconciler {
                         status.observed_generation = Some(generation);
                         result = Ok(Action::AwaitChange);
                     }
+                    FailureKind::Verify => {
+                        conditions::mark_false(
+                            c,
+                            types::SOURCE_VERIFIED,
+                            failure.reason,
+                            &failure.message,
+                            g,
+                            ts.clone(),
+                        );
+                        conditions::mark_true(
+                            c,
+                            types::RECONCILING,
+                            reasons::PROGRESSING_WITH_RETRY,
+                            &reconciling,
+                            g,
+                            ts.clone(),
+                        );
+                        conditions::mark_false(
+                            c,
+                            types::READY,
+                            failure.reason,
+                            &failure.message,
+                            g,
+                            ts.clone(),
+                        );
+                        result = Err(Error::Failed {
+                            reason: failure.reason,
+                            message: failure.message,
+                        });
+                    }
                     FailureKind::Fetch | FailureKind::Storage => {
                         let t = if failure.kind == FailureKind::Fetch {
                             conditions::delete(c, types::STORAGE_OPERATION_FAILED);
@@ -497,6 +543,41 @@ impl Reconciler {
         result
     }
 
+    /// Checks the cosign signature of the resolved digest with the `*.pub` keys of the
+    /// verification Secret, before anything is pulled.
+    async fn verify(
+        &self,
+        client: &registry::Client,
+        repo: &registry::Reference,
+        resolved: &fetch::Resolved,
+        object: &ObjectRef,
+        secret: &str,
+    ) -> Result<(), Failure> {
+        let failed = |m: String| Failure {
+            kind: FailureKind::Verify,
+            reason: reasons::VERIFICATION_ERROR,
+            message: format!("failed to verify the signature using provider 'cosign': {m}"),
+        };
+        let (secrets, ns, name) = (
+            self.secrets.clone(),
+            object.namespace.clone(),
+            secret.to_owned(),
+        );
+        let keys = blocking(move || credentials::cosign_keys(&secrets, &ns, &name))
+            .await
+            .map_err(|e| failed(e.to_string()))?
+            .map_err(failed)?;
+        let digest = resolved
+            .pull
+            .digest
+            .clone()
+            .expect("resolved references carry a digest");
+        registry::cosign::verify(client, repo, &digest, &keys)
+            .await
+            .map_err(|e| failed(fetch::chain(&e)))?;
+        Ok(())
+    }
+
     async fn write_status(
         &self,
         key: &ObjectKey,
@@ -524,6 +605,7 @@ impl Reconciler {
         obj: &OCIRepository,
         status: &OCIRepositoryStatus,
         object: &ObjectRef,
+        verified: &mut Option<String>,
     ) -> Result<Source, (Failure, Option<String>)> {
         let spec = &obj.spec;
         let in_cluster = |what: String| {
@@ -547,15 +629,33 @@ impl Reconciler {
         {
             return in_cluster(format!("spec.serviceAccountName '{sa}'"));
         }
-        if spec.verify.is_some() {
-            return Err((
-                Failure::stalled(
-                    reasons::VERIFICATION_ERROR,
-                    "spec.verify is not supported by this build yet: remove it to reconcile without signature verification".to_owned(),
-                ),
-                None,
-            ));
-        }
+        let verify_secret = match &spec.verify {
+            None => None,
+            Some(v) if v.provider_or_default() != "cosign" => {
+                return Err((
+                    Failure::stalled(
+                        reasons::VERIFICATION_ERROR,
+                        format!(
+                            "verification provider '{}' is not supported by this build: use cosign with spec.verify.secretRef",
+                            v.provider_or_default()
+                        ),
+                    ),
+                    None,
+                ));
+            }
+            Some(v) => match &v.secret_ref {
+                Some(r) if !r.name.is_empty() => Some(r.name.clone()),
+                _ => {
+                    return Err((
+                        Failure::stalled(
+                            reasons::VERIFICATION_ERROR,
+                            "keyless cosign verification (spec.verify without secretRef) is not supported by this build: set spec.verify.secretRef to a Secret with cosign public keys (*.pub)".to_owned(),
+                        ),
+                        None,
+                    ));
+                }
+            },
+        };
         let repo = fetch::repository(&spec.url).map_err(|f| (f, None))?;
         let timeout = openapi::parse_go_duration(spec.timeout_or_default())
             .unwrap_or(Duration::from_secs(60));
@@ -575,6 +675,22 @@ impl Reconciler {
             let resolved = fetch::resolve(&client, &repo, obj)
                 .await
                 .map_err(|f| (f, None))?;
+            if let Some(secret) = verify_secret {
+                let generation = obj.metadata.generation;
+                let current = conditions::get(&status.conditions, types::SOURCE_VERIFIED);
+                let needed = !status
+                    .artifact
+                    .as_ref()
+                    .is_some_and(|a| a.has_revision(&resolved.revision))
+                    || current
+                        .is_none_or(|c| c.status != "True" || c.observed_generation != generation);
+                if needed {
+                    self.verify(&client, &repo, &resolved, object, &secret)
+                        .await
+                        .map_err(|f| (f, Some(resolved.revision.clone())))?;
+                    *verified = Some(resolved.revision.clone());
+                }
+            }
             let unchanged_config = status.observed_ignore == spec.ignore
                 && status.observed_layer_selector == spec.layer_selector;
             if status
