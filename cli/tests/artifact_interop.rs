@@ -209,13 +209,21 @@ fn write_oci_layout(dir: &Path, content: &Path, with_index: bool) {
 fn sourcectl_pulls_what_skopeo_copied_including_an_index() {
     let skopeo = tools::require("skopeo");
     let registry = RegistryBuilder::new().start();
-    for (repo, with_index) in [("skopeo/image", false), ("skopeo/index", true)] {
+    // (repository, wrap in an index, convert to Docker schema 2 media types)
+    for (repo, with_index, docker) in [
+        ("skopeo/image", false, false),
+        ("skopeo/index", true, false),
+        ("skopeo/docker", false, true),
+    ] {
         let layout = tempfile::tempdir().unwrap();
         write_oci_layout(layout.path(), &testdata("podinfo-deploy"), with_index);
         let mut copy = Command::new(&skopeo);
         copy.args(["copy", "--dest-tls-verify=false"]);
         if with_index {
             copy.arg("--all");
+        }
+        if docker {
+            copy.args(["--format", "v2s2"]);
         }
         copy.arg(format!("oci:{}:v1", layout.path().display()))
             .arg(format!("docker://{}/{repo}:v1", registry.host()));
@@ -230,11 +238,30 @@ fn sourcectl_pulls_what_skopeo_copied_including_an_index() {
             "--insecure-registry",
         ])
         .ok();
-        assert!(
-            run.stderr.contains("✔ revision skopeo-rev"),
-            "{}",
-            run.stderr
-        );
+        if docker {
+            // Docker schema 2 has no manifest annotations; check the media types skopeo wrote.
+            let raw = run_tool(Command::new(&skopeo).args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{}/{repo}:v1", registry.host()),
+            ]));
+            let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
+            assert_eq!(
+                manifest["mediaType"],
+                "application/vnd.docker.distribution.manifest.v2+json"
+            );
+            assert_eq!(
+                manifest["layers"][0]["mediaType"],
+                "application/vnd.docker.image.rootfs.diff.tar.gzip"
+            );
+        } else {
+            assert!(
+                run.stderr.contains("✔ revision skopeo-rev"),
+                "{}",
+                run.stderr
+            );
+        }
         assert_eq!(
             files(out.path()),
             files(&testdata("podinfo-deploy")),
