@@ -149,6 +149,10 @@ pub(crate) struct IgnoreArgs {
     /// defaults: `.git/,.gitignore,.gitmodules,.gitattributes,*.jpg,*.jpeg,*.gif,*.png,*.wmv,*.flv,*.tar.gz,*.zip`.
     #[arg(long, value_delimiter = ',', value_name = "PATTERNS")]
     pub(crate) ignore_paths: Option<Vec<String>>,
+    /// More paths to ignore in .gitignore format, added after --ignore-paths or the defaults
+    /// (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',', value_name = "PATTERNS")]
+    pub(crate) add_ignore_paths: Vec<String>,
 }
 
 /// `sourcectl push artifact oci://<host>/<repo>:<tag> --path <dir|file> --source <url> --revision <rev>`

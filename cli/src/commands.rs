@@ -15,9 +15,19 @@ use registry::Matcher;
 
 use crate::args::IgnoreArgs;
 
-/// The ignore matcher for `--ignore-paths` (replacing Flux's defaults when given).
+/// The ignore matcher: `--ignore-paths` (replacing Flux's defaults when given), then
+/// `--add-ignore-paths`.
 pub(crate) fn ignore_matcher(args: &IgnoreArgs) -> anyhow::Result<Matcher> {
-    Matcher::flux_cli(args.ignore_paths.as_deref()).context("parsing --ignore-paths")
+    let mut matcher =
+        Matcher::flux_cli(args.ignore_paths.as_deref()).context("parsing --ignore-paths")?;
+    matcher
+        .push(
+            std::path::Path::new(""),
+            args.add_ignore_paths.iter().map(String::as_str),
+            "--add-ignore-paths",
+        )
+        .context("parsing --add-ignore-paths")?;
+    Ok(matcher)
 }
 
 /// Checks that `path` exists, with Flux's message.

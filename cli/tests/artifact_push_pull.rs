@@ -388,3 +388,37 @@ fn build_writes_the_same_content_push_would() {
     .unwrap();
     assert_eq!(files(&dest).len(), files(&src).len());
 }
+
+#[test]
+fn ignore_paths_replace_and_add_ignore_paths_extend_the_defaults() {
+    let work = tempfile::tempdir().unwrap();
+    let tree = work.path().join("tree");
+    std::fs::create_dir_all(tree.join("docs")).unwrap();
+    std::fs::write(tree.join("app.yaml"), "kind: A\n").unwrap();
+    std::fs::write(tree.join("docs/README.md"), "docs").unwrap();
+    std::fs::write(tree.join("logo.png"), "png").unwrap();
+    let build = |extra: &[&str]| {
+        let out = work.path().join("a.tgz");
+        let mut args = vec![
+            "build",
+            "artifact",
+            "-p",
+            tree.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        sourcectl(&args).ok();
+        let dest = tempfile::tempdir().unwrap();
+        registry::extract::extract(
+            std::fs::File::open(&out).unwrap(),
+            dest.path(),
+            &registry::Limits::default(),
+        )
+        .unwrap();
+        files(dest.path()).into_keys().collect::<Vec<_>>()
+    };
+    assert_eq!(build(&[]), ["app.yaml", "docs/README.md"]);
+    assert_eq!(build(&["--add-ignore-paths", "docs/"]), ["app.yaml"]);
+    assert_eq!(build(&["--ignore-paths", "*.md"]), ["app.yaml", "logo.png"]);
+}
