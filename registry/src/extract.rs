@@ -194,8 +194,11 @@ pub fn extract<R: Read>(reader: R, dest: &Path, limits: &Limits) -> Result<Summa
                 limit: limits.max_files,
             });
         }
-        let rel = safe_relative_path(&raw_name, &name)?;
         let kind = entry.header().entry_type();
+        if kind == tar::EntryType::XGlobalHeader {
+            continue; // PAX global header (e.g. `git archive`'s commit id): metadata only
+        }
+        let rel = safe_relative_path(&raw_name, &name)?;
         match kind {
             tar::EntryType::Symlink
             | tar::EntryType::Link

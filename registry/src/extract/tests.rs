@@ -70,3 +70,29 @@ fn an_empty_stream_is_an_empty_archive_or_a_read_error() {
     let err = extract(&[0x1f, 0x8b, 0, 0][..], dest.path(), &Limits::default()).unwrap_err();
     assert!(matches!(err, Error::Read { .. }), "{err}");
 }
+
+#[test]
+fn pax_global_headers_are_metadata_only() {
+    let mut b = tar::Builder::new(Vec::new());
+    let record = b"52 comment=0123456789abcdef0123456789abcdef01234567\n";
+    let mut g = tar::Header::new_ustar();
+    g.set_path("pax_global_header").unwrap();
+    g.set_entry_type(tar::EntryType::XGlobalHeader);
+    g.set_size(record.len() as u64);
+    g.set_cksum();
+    b.append(&g, &record[..]).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_path("a.yaml").unwrap();
+    h.set_size(1);
+    h.set_cksum();
+    b.append(&h, &b"a"[..]).unwrap();
+    let dest = tempfile::tempdir().unwrap();
+    let s = extract(
+        b.into_inner().unwrap().as_slice(),
+        dest.path(),
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(s.files, 1);
+    assert!(!dest.path().join("pax_global_header").exists());
+}
