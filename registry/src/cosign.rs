@@ -34,11 +34,13 @@
 //! # }
 //! ```
 
+mod keyless;
 mod keys;
 mod payload;
 mod sign;
 mod verify;
 
+pub use keyless::{Identity, SignerIdentity, TrustedRoot, TrustedRootError, verify_keyless};
 pub use keys::{
     KeyError, LEGACY_COSIGN_PRIVATE_KEY_PEM, MAX_SCRYPT_MEMORY_BYTES, PrivateKey, PublicKey,
     SCRYPT_N, SCRYPT_P, SCRYPT_R, SIGSTORE_PRIVATE_KEY_PEM,

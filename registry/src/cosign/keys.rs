@@ -164,6 +164,13 @@ impl PublicKey {
         Ok(PublicKey { pkey, scheme })
     }
 
+    /// Parses a DER SubjectPublicKeyInfo (certificates, trusted-root log keys).
+    pub(crate) fn from_spki_der(der: &[u8]) -> Result<Self, KeyError> {
+        let pkey = PKey::public_key_from_der(der).map_err(crypto("parsing the public key DER"))?;
+        let scheme = scheme_of(&pkey)?;
+        Ok(PublicKey { pkey, scheme })
+    }
+
     /// The key as PKIX `PUBLIC KEY` PEM, byte-compatible with `cosign.pub`.
     ///
     /// # Errors

@@ -101,6 +101,31 @@ pub enum VerifyError {
         /// What was wrong.
         reason: String,
     },
+    /// Keyless: a valid signature by a trusted certificate, but its OIDC issuer or subject
+    /// matches none of the accepted identities.
+    #[error(
+        "signer identity mismatch: issuer {issuer:?} and subject {subject:?} match none of the accepted identities"
+    )]
+    IdentityMismatch {
+        /// The certificate's OIDC issuer.
+        issuer: String,
+        /// The certificate's subject (SAN email or URI).
+        subject: String,
+    },
+    /// Keyless: the signing certificate does not chain to a certificate authority of the trusted
+    /// root at the signing time, is not a code-signing certificate, or cannot be read.
+    #[error("untrusted signing certificate: {reason}")]
+    UntrustedCertificate {
+        /// What was wrong.
+        reason: String,
+    },
+    /// Keyless: no transparency-log entry with a valid signed entry timestamp from a log of the
+    /// trusted root records this signature.
+    #[error("transparency log check failed: {reason}")]
+    TransparencyLog {
+        /// What was wrong.
+        reason: String,
+    },
     /// Reading signatures from the registry failed (auth, network, bad responses).
     #[error("{operation} for {reference}")]
     Registry {
@@ -108,9 +133,9 @@ pub enum VerifyError {
         operation: &'static str,
         /// The reference read.
         reference: String,
-        /// The registry error.
+        /// The registry error (boxed to keep the error small).
         #[source]
-        source: client::Error,
+        source: Box<client::Error>,
     },
 }
 
@@ -198,7 +223,7 @@ pub async fn verify(
             return Err(VerifyError::Registry {
                 operation: "reading the signature manifest",
                 reference: sig_ref.to_string(),
-                source,
+                source: Box::new(source),
             });
         }
     };
@@ -228,7 +253,7 @@ pub async fn verify(
                 return Err(VerifyError::Registry {
                     operation: "reading a signature bundle manifest",
                     reference: manifest_ref.to_string(),
-                    source,
+                    source: Box::new(source),
                 });
             }
         };
@@ -431,10 +456,10 @@ async fn fetch(
         ));
         return Ok(None);
     }
-    let registry = |source| VerifyError::Registry {
+    let registry = |source: client::Error| VerifyError::Registry {
         operation: "fetching a signature payload",
         reference: format!("{}@{}", reference.without_version(), layer.digest),
-        source,
+        source: Box::new(source),
     };
     let mut tampered = |e: &client::Error| {
         failures
@@ -489,7 +514,7 @@ async fn check_keys(
 
 /// Descriptors of the Sigstore bundle manifests referring to `digest`: the referrers API, or
 /// the `sha256-<hex>` fallback index when the registry has none.
-async fn bundle_manifests(
+pub(crate) async fn bundle_manifests(
     client: &Client,
     reference: &Reference,
     digest: &Digest,
@@ -506,7 +531,7 @@ async fn bundle_manifests(
                     return Err(VerifyError::Registry {
                         operation: "reading the referrers tag",
                         reference: tag_ref.to_string(),
-                        source,
+                        source: Box::new(source),
                     });
                 }
             }
@@ -515,7 +540,7 @@ async fn bundle_manifests(
             return Err(VerifyError::Registry {
                 operation: "listing referrers",
                 reference: format!("{}@{digest}", reference.without_version()),
-                source,
+                source: Box::new(source),
             });
         }
     };
