@@ -57,7 +57,8 @@ async fn push_artifact(client: &Client, r: &Reference, content: &[u8]) -> Digest
 
 /// A test Sigstore. Arguments: `host outdir` then `repo digest variant` triples, variant one of
 /// `good`, `bad-set` (SET signed by another key), `no-tlog`, `other-payload` (log entry for
-/// another payload), `late` (logged after the certificate expired). Writes `trusted_root.json` and `other_root.json` (same log, another CA).
+/// another payload), `late` (logged after the certificate expired), `sig` (a cosign v2 keyless
+/// `.sig` layer with certificate and Rekor bundle annotations), `sig-no-bundle`. Writes `trusted_root.json` and `other_root.json` (same log, another CA).
 const PY_SIGSTORE: &str = r#"
 import base64, datetime, hashlib, json, sys, urllib.request
 from cryptography import x509
@@ -166,6 +167,41 @@ for repo, digest, variant in jobs:
     leaf_der = leaf.public_bytes(serialization.Encoding.DER)
     leaf_pem = leaf.public_bytes(serialization.Encoding.PEM)
 
+    if variant.startswith("sig"):
+        payload = json.dumps({"critical": {"identity": {"docker-reference": f"{host}/{repo}"},
+                                           "image": {"docker-manifest-digest": digest},
+                                           "type": "cosign container image signature"},
+                              "optional": None}, separators=(",", ":")).encode()
+        sig = leaf_key.sign(payload, ec.ECDSA(hashes.SHA256()))
+        body = json.dumps({"apiVersion": "0.0.1", "kind": "hashedrekord", "spec": {
+            "data": {"hash": {"algorithm": "sha256", "value": hashlib.sha256(payload).hexdigest()}},
+            "signature": {"content": b64(sig), "publicKey": {"content": b64(leaf_pem)}}}}).encode()
+        integrated = int(signed_at.timestamp())
+        set_sig = rekor_key.sign(json.dumps({"body": b64(body), "integratedTime": integrated,
+                                             "logID": key_id.hex(), "logIndex": 7},
+                                            sort_keys=True, separators=(",", ":")).encode(),
+                                 ec.ECDSA(hashes.SHA256()))
+        annotations = {"dev.cosignproject.cosign/signature": b64(sig),
+                       "dev.sigstore.cosign/certificate": leaf_pem.decode(),
+                       "dev.sigstore.cosign/chain": (inter.public_bytes(serialization.Encoding.PEM)
+                                                     + root.public_bytes(serialization.Encoding.PEM)).decode()}
+        if variant == "sig":
+            annotations["dev.sigstore.cosign/bundle"] = json.dumps({
+                "SignedEntryTimestamp": b64(set_sig),
+                "Payload": {"body": b64(body), "integratedTime": integrated, "logIndex": 7,
+                            "logID": key_id.hex()}})
+        layer = push_blob(payload)
+        cfg = push_blob(json.dumps({"architecture": "", "created": "0001-01-01T00:00:00Z",
+                                    "history": [{"created": "0001-01-01T00:00:00Z"}], "os": "",
+                                    "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
+                                    "config": {}}).encode())
+        push_manifest(digest.replace(":", "-") + ".sig", json.dumps({
+            "schemaVersion": 2, "mediaType": OCI,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **cfg},
+            "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", **layer,
+                        "annotations": annotations}]}).encode(), OCI)
+        continue
+
     statement = json.dumps({"_type": "https://in-toto.io/Statement/v1",
                             "subject": [{"digest": {"sha256": digest.split(":")[1]}}],
                             "predicateType": "https://sigstore.dev/cosign/sign/v1",
@@ -252,6 +288,8 @@ async fn keyless_bundles_verify_for_the_right_identity_only() {
         "other-payload",
         "unsigned",
         "late",
+        "sig",
+        "sig-no-bundle",
     ];
     let mut refs = Vec::new();
     let mut args = vec![
@@ -358,7 +396,7 @@ async fn keyless_bundles_verify_for_the_right_identity_only() {
 
     // Logged after the 10-minute certificate expired: the chain does not hold at that time.
     let (r, d) = &refs[5];
-    let e = cosign::verify_keyless(&client, r, d, &root, &[right])
+    let e = cosign::verify_keyless(&client, r, d, &root, std::slice::from_ref(&right))
         .await
         .unwrap_err();
     assert!(
@@ -366,6 +404,53 @@ async fn keyless_bundles_verify_for_the_right_identity_only() {
         "{e:?}"
     );
     assert!(e.to_string().contains("expired"), "{e}");
+
+    // cosign v2 keyless `.sig` signatures: certificate and Rekor bundle annotations.
+    let (r, d) = &refs[6];
+    let (verified, signer) =
+        cosign::verify_keyless(&client, r, d, &root, std::slice::from_ref(&right))
+            .await
+            .unwrap();
+    assert_eq!(verified.source, SignatureSource::Tag);
+    assert_eq!(signer.issuer, "https://token.actions.githubusercontent.com");
+    let e = cosign::verify_keyless(&client, r, d, &root, &[identity(".*", "^mailto:")])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, VerifyError::IdentityMismatch { .. }), "{e:?}");
+    let e = cosign::verify_keyless(&client, r, d, &other, std::slice::from_ref(&right))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, VerifyError::UntrustedCertificate { .. }),
+        "{e:?}"
+    );
+    let (r, d) = &refs[7];
+    let e = cosign::verify_keyless(&client, r, d, &root, std::slice::from_ref(&right))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, VerifyError::TransparencyLog { .. }), "{e:?}");
+    assert!(e.to_string().contains("no Rekor bundle"), "{e}");
+    // Key verification ignores keyless layers' certificates: no key matches.
+    let e = cosign::verify(
+        &client,
+        &refs[6].0,
+        &refs[6].1,
+        &[cosign::PublicKey::from_pem(
+            &cosign::PrivateKey::generate()
+                .unwrap()
+                .public_key()
+                .unwrap()
+                .to_pem()
+                .unwrap(),
+        )
+        .unwrap()],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, VerifyError::NoMatchingSignature { .. }),
+        "{e:?}"
+    );
 
     assert!(TrustedRoot::from_json(b"{}").is_err());
     assert!(TrustedRoot::from_json(b"not json").is_err());

@@ -216,14 +216,18 @@ pub struct SignerIdentity {
     pub subject: String,
 }
 
-/// Verifies that `digest` carries a keyless cosign v3 bundle (found as for
-/// [`verify`](super::verify): referrers, else the `sha256-<hex>` index tag) whose certificate
-/// chains to `root`, whose signer matches one of `identities`, and whose transparency-log entry
-/// (DSSE, with a SET by one of `root`'s logs) records this signature at a time when the
-/// certificate was valid.
+/// Verifies that `digest` carries a keyless cosign signature whose certificate chains to a
+/// certificate authority of `root`, whose signer matches one of `identities`, and whose
+/// transparency-log entry (with a SET by one of `root`'s logs) records this very signature at
+/// a time when the certificate was valid. Both storage forms are read, as in
+/// [`verify`](super::verify): `.sig` layers with `dev.sigstore.cosign/certificate` and
+/// `dev.sigstore.cosign/bundle` (a `hashedrekord` entry; cosign v2), then cosign v3 bundles
+/// among the referrers (a `dsse` entry). Signature and certificate checks run on the blocking
+/// pool. `Verified::key_index` is 0.
 ///
-/// Not supported: keyless `.sig` tag signatures (certificate annotations), inclusion proofs
-/// without a SET, RFC 3161 timestamps, CT log (SCT) checks.
+/// Not supported: inclusion proofs without a SET (Rekor v2), RFC 3161 timestamps, CT log (SCT)
+/// checks, `dev.sigstore.cosign/chain` (the chain comes from `root`), certificate identity
+/// checks beyond issuer and SAN.
 ///
 /// # Errors
 /// [`VerifyError::NoSignatures`] without any keyless bundle, [`VerifyError::IdentityMismatch`]
@@ -246,6 +250,65 @@ pub async fn verify_keyless(
     };
     let root = Arc::new(root.clone());
     let identities: Arc<[Identity]> = identities.to_vec().into();
+
+    let sig_ref = reference.with_tag(&super::signature_tag(digest));
+    let layers = match client.get_manifest(&sig_ref).await {
+        Ok((Manifest::Image(m), _, _)) => m.layers,
+        Ok(_) => Vec::new(),
+        Err(e) if e.is_not_found() => Vec::new(),
+        Err(source) => {
+            return Err(VerifyError::Registry {
+                operation: "reading the signature manifest",
+                reference: sig_ref.to_string(),
+                source: Box::new(source),
+            });
+        }
+    };
+    for layer in layers.into_iter().filter(|l| {
+        l.media_type == super::SIMPLE_SIGNING_MEDIA_TYPE
+            && l.annotations
+                .as_ref()
+                .is_some_and(|a| a.contains_key(CERTIFICATE_ANNOTATION))
+    }) {
+        let payload_bytes = match fetch(client, reference, &layer).await {
+            Ok(b) => b,
+            Err(e @ VerifyError::Registry { .. }) => return Err(e),
+            Err(e) => {
+                record(e);
+                continue;
+            }
+        };
+        let (root, identities, digest_c) =
+            (Arc::clone(&root), Arc::clone(&identities), digest.clone());
+        let outcome = tokio::task::spawn_blocking(move || {
+            let annotations = layer.annotations.unwrap_or_default();
+            check_sig_layer(
+                &payload_bytes,
+                &annotations,
+                &layer.digest,
+                &digest_c,
+                &root,
+                &identities,
+            )
+        })
+        .await
+        .unwrap_or(Ok(None));
+        match outcome {
+            Ok(Some(identity)) => {
+                return Ok((
+                    Verified {
+                        digest: digest.clone(),
+                        key_index: 0,
+                        source: SignatureSource::Tag,
+                    },
+                    identity,
+                ));
+            }
+            Ok(None) => {}
+            Err(e) => record(e),
+        }
+    }
+
     for bundle_manifest in bundle_manifests(client, reference, digest).await? {
         let manifest_ref = reference.with_digest(bundle_manifest.digest.clone());
         let manifest = match client.get_manifest(&manifest_ref).await {
@@ -454,18 +517,10 @@ fn check_bundle(
         Some(s) => s,
         None => return Ok(None),
     };
-    let untrusted = |reason: String| VerifyError::UntrustedCertificate { reason };
     let cert_der = STANDARD
         .decode(cert_b64)
         .map_err(|_| untrusted("certificate is not base64".to_owned()))?;
-    let leaf = X509::from_der(&cert_der).map_err(|e| untrusted(format!("bad certificate: {e}")))?;
-    let leaf_key = leaf
-        .public_key()
-        .and_then(|k| k.public_key_to_der())
-        .map_err(|e| untrusted(format!("certificate key: {e}")))
-        .and_then(|der| {
-            PublicKey::from_spki_der(&der).map_err(|e| untrusted(format!("certificate key: {e}")))
-        })?;
+    let (leaf, leaf_key) = leaf_certificate(&cert_der)?;
 
     // The signature itself.
     let pae = payload::dsse_pae(&envelope.payload_type, &statement);
@@ -494,22 +549,50 @@ fn check_bundle(
         &cert_der,
     )?;
 
-    // The certificate chains to a trusted authority at that time.
-    check_chain(&leaf, &cert_der, root, integrated_time)?;
-
     if !subjects.iter().any(|s| s == digest.as_str()) {
-        return Err(VerifyError::WrongDigest {
-            expected: digest.clone(),
-            signed: subjects.first().cloned().unwrap_or_default(),
-        });
+        return finish(&leaf, &cert_der, root, integrated_time, identities).and(Err(
+            VerifyError::WrongDigest {
+                expected: digest.clone(),
+                signed: subjects.first().cloned().unwrap_or_default(),
+            },
+        ));
     }
+    finish(&leaf, &cert_der, root, integrated_time, identities).map(Some)
+}
 
-    let found = signer_identity(&leaf, &cert_der).map_err(untrusted)?;
+fn untrusted(reason: String) -> VerifyError {
+    VerifyError::UntrustedCertificate { reason }
+}
+
+/// Parses the signing certificate and its public key.
+fn leaf_certificate(cert_der: &[u8]) -> Result<(X509, PublicKey), VerifyError> {
+    let leaf = X509::from_der(cert_der).map_err(|e| untrusted(format!("bad certificate: {e}")))?;
+    let key = leaf
+        .public_key()
+        .and_then(|k| k.public_key_to_der())
+        .map_err(|e| untrusted(format!("certificate key: {e}")))
+        .and_then(|der| {
+            PublicKey::from_spki_der(&der).map_err(|e| untrusted(format!("certificate key: {e}")))
+        })?;
+    Ok((leaf, key))
+}
+
+/// After the signature and the log entry: the certificate chains to a trusted authority at
+/// the signing time and its identity is accepted.
+fn finish(
+    leaf: &X509,
+    cert_der: &[u8],
+    root: &TrustedRoot,
+    integrated_time: i64,
+    identities: &[Identity],
+) -> Result<SignerIdentity, VerifyError> {
+    check_chain(leaf, cert_der, root, integrated_time)?;
+    let found = signer_identity(leaf, cert_der).map_err(untrusted)?;
     if identities
         .iter()
         .any(|i| i.issuer.is_match(&found.issuer) && i.subject.is_match(&found.subject))
     {
-        Ok(Some(found))
+        Ok(found)
     } else {
         Err(VerifyError::IdentityMismatch {
             issuer: found.issuer,
@@ -517,6 +600,63 @@ fn check_bundle(
         })
     }
 }
+
+/// A keyless `.sig` layer (cosign v2 `sign` without a key): `Ok(None)` when the layer has no
+/// certificate (key-signed).
+fn check_sig_layer(
+    payload_bytes: &[u8],
+    annotations: &std::collections::BTreeMap<String, String>,
+    layer: &Digest,
+    digest: &Digest,
+    root: &TrustedRoot,
+    identities: &[Identity],
+) -> Result<Option<SignerIdentity>, VerifyError> {
+    let Some(cert_pem) = annotations.get(CERTIFICATE_ANNOTATION) else {
+        return Ok(None);
+    };
+    let cert_der = X509::from_pem(cert_pem.as_bytes())
+        .and_then(|c| c.to_der())
+        .map_err(|e| untrusted(format!("bad certificate annotation: {e}")))?;
+    let (leaf, leaf_key) = leaf_certificate(&cert_der)?;
+    let malformed = |reason: &str| VerifyError::MalformedSignature {
+        layer: layer.clone(),
+        reason: reason.to_owned(),
+    };
+    let signature = annotations
+        .get(super::SIGNATURE_ANNOTATION)
+        .and_then(|s| STANDARD.decode(s.trim()).ok())
+        .ok_or_else(|| malformed("missing or non-base64 signature annotation"))?;
+    if leaf_key.check(payload_bytes, &signature) != Check::Valid {
+        return Err(malformed(
+            "the signature does not verify under the layer's certificate",
+        ));
+    }
+    let rekor =
+        annotations
+            .get(REKOR_BUNDLE_ANNOTATION)
+            .ok_or_else(|| VerifyError::TransparencyLog {
+                reason: "the signature has no Rekor bundle to prove the signing time".to_owned(),
+            })?;
+    let integrated_time = check_rekor_annotation(rekor, root, payload_bytes, &signature, &cert_der)
+        .map_err(|reason| VerifyError::TransparencyLog { reason })?;
+    let found = finish(&leaf, &cert_der, root, integrated_time, identities)?;
+    match payload::signed_digest(payload_bytes) {
+        Ok(signed) if signed == digest.as_str() => Ok(Some(found)),
+        Ok(signed) => Err(VerifyError::WrongDigest {
+            expected: digest.clone(),
+            signed,
+        }),
+        Err(reason) => Err(VerifyError::TamperedPayload {
+            layer: layer.clone(),
+            reason,
+        }),
+    }
+}
+
+/// Layer annotation with the PEM signing certificate of a keyless `.sig` signature.
+const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// Layer annotation with the Rekor bundle (SET and entry) of a `.sig` signature.
+const REKOR_BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 
 /// Checks the bundle's transparency-log entries; returns the integrated time (Unix seconds) of
 /// the first entry whose SET verifies and whose body records this signature.
@@ -553,19 +693,9 @@ fn check_entry(
     let key_id = STANDARD
         .decode(&entry.log_id.key_id)
         .map_err(|_| "log id is not base64".to_owned())?;
-    let log = root
-        .logs
-        .iter()
-        .find(|l| l.key_id == key_id)
-        .ok_or_else(|| "the entry's log is not in the trusted root".to_owned())?;
     let integrated_time =
         int64(&entry.integrated_time).ok_or_else(|| "bad integratedTime".to_owned())?;
     let log_index = int64(&entry.log_index).ok_or_else(|| "bad logIndex".to_owned())?;
-    if log.valid_from.is_some_and(|s| integrated_time < s)
-        || log.valid_until.is_some_and(|e| integrated_time > e)
-    {
-        return Err("the entry's time is outside the log key's validity".to_owned());
-    }
     let promise = entry
         .inclusion_promise
         .as_ref()
@@ -573,23 +703,156 @@ fn check_entry(
     let set = STANDARD
         .decode(&promise.signed_entry_timestamp)
         .map_err(|_| "SET is not base64".to_owned())?;
-    // Rekor signs the canonical JSON (sorted keys, compact) of these four fields.
+    let body = check_set(
+        root,
+        &key_id,
+        integrated_time,
+        log_index,
+        &entry.canonicalized_body,
+        &set,
+    )?;
+    check_entry_body(&body, statement, signature, cert_der)?;
+    Ok(integrated_time)
+}
+
+/// Verifies a signed entry timestamp: the log is in the trusted root and valid at
+/// `integrated_time`, and the SET is its signature over the canonical JSON (sorted keys,
+/// compact) of `{body, integratedTime, logID (hex), logIndex}`. Returns the decoded body.
+fn check_set(
+    root: &TrustedRoot,
+    key_id: &[u8],
+    integrated_time: i64,
+    log_index: i64,
+    body_b64: &str,
+    set: &[u8],
+) -> Result<Vec<u8>, String> {
+    let log = root
+        .logs
+        .iter()
+        .find(|l| l.key_id == key_id)
+        .ok_or_else(|| "the entry's log is not in the trusted root".to_owned())?;
+    if log.valid_from.is_some_and(|s| integrated_time < s)
+        || log.valid_until.is_some_and(|e| integrated_time > e)
+    {
+        return Err("the entry's time is outside the log key's validity".to_owned());
+    }
     let signed = serde_json::to_vec(&serde_json::json!({
-        "body": entry.canonicalized_body,
+        "body": body_b64,
         "integratedTime": integrated_time,
-        "logID": hex::encode(&key_id),
+        "logID": hex::encode(key_id),
         "logIndex": log_index,
     }))
     .map_err(|e| e.to_string())?;
     let signed = canonical(&signed)?;
-    if log.key.check(&signed, &set) != Check::Valid {
+    if log.key.check(&signed, set) != Check::Valid {
         return Err("the signed entry timestamp does not verify under the log's key".to_owned());
     }
-    let body = STANDARD
-        .decode(&entry.canonicalized_body)
-        .map_err(|_| "entry body is not base64".to_owned())?;
-    check_entry_body(&body, statement, signature, cert_der)?;
-    Ok(integrated_time)
+    STANDARD
+        .decode(body_b64)
+        .map_err(|_| "entry body is not base64".to_owned())
+}
+
+/// cosign's `dev.sigstore.cosign/bundle` layer annotation (`pkg/cosign/bundle/rekor.go`).
+#[derive(Deserialize)]
+struct RekorBundleJson {
+    #[serde(rename = "SignedEntryTimestamp")]
+    signed_entry_timestamp: String,
+    #[serde(rename = "Payload")]
+    payload: RekorPayloadJson,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RekorPayloadJson {
+    body: String,
+    integrated_time: i64,
+    log_index: i64,
+    #[serde(rename = "logID")]
+    log_id: String,
+}
+
+#[derive(Deserialize)]
+struct HashedRekordBody {
+    kind: String,
+    spec: HashedRekordSpec,
+}
+
+#[derive(Deserialize)]
+struct HashedRekordSpec {
+    data: HashedRekordData,
+    signature: HashedRekordSignature,
+}
+
+#[derive(Deserialize)]
+struct HashedRekordData {
+    hash: HashJson,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HashedRekordSignature {
+    content: String,
+    public_key: HashedRekordKey,
+}
+
+#[derive(Deserialize)]
+struct HashedRekordKey {
+    content: String,
+}
+
+/// Checks the Rekor bundle annotation of a keyless `.sig` layer (a `hashedrekord` entry for
+/// this payload, signature and certificate); returns the integrated time.
+fn check_rekor_annotation(
+    json: &str,
+    root: &TrustedRoot,
+    payload: &[u8],
+    signature: &[u8],
+    cert_der: &[u8],
+) -> Result<i64, String> {
+    let bundle: RekorBundleJson =
+        serde_json::from_str(json).map_err(|e| format!("bad Rekor bundle annotation: {e}"))?;
+    let key_id = hex::decode(&bundle.payload.log_id).map_err(|_| "logID is not hex".to_owned())?;
+    let set = STANDARD
+        .decode(&bundle.signed_entry_timestamp)
+        .map_err(|_| "SET is not base64".to_owned())?;
+    let body = check_set(
+        root,
+        &key_id,
+        bundle.payload.integrated_time,
+        bundle.payload.log_index,
+        &bundle.payload.body,
+        &set,
+    )?;
+    let body: HashedRekordBody = serde_json::from_slice(&body)
+        .map_err(|e| format!("entry body is not a hashedrekord entry: {e}"))?;
+    if body.kind != "hashedrekord" {
+        return Err(format!(
+            "entry kind {:?} is not supported (want hashedrekord)",
+            body.kind
+        ));
+    }
+    if body.spec.data.hash.algorithm != "sha256"
+        || body.spec.data.hash.value != hex::encode(Sha256::digest(payload))
+    {
+        return Err("the log entry records another payload".to_owned());
+    }
+    let sig_ok = STANDARD
+        .decode(&body.spec.signature.content)
+        .is_ok_and(|b| b == signature);
+    if !sig_ok || !pem_cert_is(&body.spec.signature.public_key.content, cert_der) {
+        return Err("the log entry records another signature or certificate".to_owned());
+    }
+    Ok(bundle.payload.integrated_time)
+}
+
+/// `b64` is base64 of a PEM certificate whose DER is `cert_der`.
+fn pem_cert_is(b64: &str, cert_der: &[u8]) -> bool {
+    STANDARD
+        .decode(b64)
+        .ok()
+        .and_then(|pem| X509::from_pem(&pem).ok())
+        .and_then(|c| c.to_der().ok())
+        .is_some_and(|der| der == cert_der)
 }
 
 /// Keys sorted at every level (serde_json keeps insertion order with `preserve_order`).
@@ -659,13 +922,7 @@ fn check_entry_body(
     }
     let recorded = body.spec.signatures.iter().any(|s| {
         let sig_ok = STANDARD.decode(&s.signature).is_ok_and(|b| b == signature);
-        let cert_ok = STANDARD
-            .decode(&s.verifier)
-            .ok()
-            .and_then(|pem| X509::from_pem(&pem).ok())
-            .and_then(|c| c.to_der().ok())
-            .is_some_and(|der| der == cert_der);
-        sig_ok && cert_ok
+        sig_ok && pem_cert_is(&s.verifier, cert_der)
     });
     if !recorded {
         return Err("the log entry records another signature or certificate".to_owned());
@@ -679,7 +936,6 @@ fn check_chain(
     root: &TrustedRoot,
     at: i64,
 ) -> Result<(), VerifyError> {
-    let untrusted = |reason: String| VerifyError::UntrustedCertificate { reason };
     if !has_code_signing_eku(cert_der) {
         return Err(untrusted(
             "the certificate is not for code signing (extended key usage)".to_owned(),
