@@ -57,7 +57,7 @@ mod pull;
 mod push;
 mod stream;
 
-pub use list::{LIST_PAGE_SIZE, SemverFilter, TagRow, is_cosign_tag, list, parse_flux_version};
+pub use list::{LIST_PAGE_SIZE, TagRow, is_cosign_tag, list};
 pub use pull::{
     ContentEntry, ContentIndex, DiffReport, PullOptions, Pulled, diff, index_tree, pull,
     pull_layer_to_file,
@@ -189,14 +189,6 @@ pub enum Error {
         /// The client error.
         #[source]
         source: Box<client::Error>,
-    },
-    /// A `--filter-semver` constraint could not be parsed.
-    #[error("semver '{constraint}' parse error: {message}")]
-    SemverConstraint {
-        /// The constraint as given.
-        constraint: String,
-        /// Why it was rejected.
-        message: String,
     },
     /// A blocking task (archive, extraction) panicked or was cancelled.
     #[error("background task failed: {message}")]

@@ -113,8 +113,7 @@ async fn push_pull_copy_tag_list_and_diff() {
         .await
         .unwrap();
     assert_eq!(digest, pushed.digest);
-    let semver = artifact::SemverFilter::parse("~1.1").unwrap();
-    let rows = artifact::list(&client, &reference, &|t: &str| semver.matches_tag(t))
+    let rows = artifact::list(&client, &reference, &|t: &str| t.starts_with("v1.1"))
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);

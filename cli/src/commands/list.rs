@@ -3,17 +3,24 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use registry::artifact::{self, SemverFilter, TagRow};
+use openapi::SemverConstraint;
+use openapi::semver_constraint::parse_flux_version;
+use registry::artifact::{self, TagRow};
 
 use crate::args::{GlobalArgs, ListArgs};
 use crate::connect;
 
 pub(crate) async fn run(global: &GlobalArgs, args: ListArgs) -> anyhow::Result<ExitCode> {
     let reference = connect::parse_url(&args.url)?;
+    // Masterminds semantics, exactly as Flux's `--filter-semver` (the same parser validates
+    // `spec.ref.semver` and picks tags in the reconciler).
     let semver = args
         .filter_semver
         .as_deref()
-        .map(SemverFilter::parse)
+        .map(|c| {
+            c.parse::<SemverConstraint>()
+                .map_err(|e| anyhow::anyhow!("semver '{c}' parse error: {e}"))
+        })
         .transpose()?;
     let regex = args
         .filter_regex
@@ -22,7 +29,9 @@ pub(crate) async fn run(global: &GlobalArgs, args: ListArgs) -> anyhow::Result<E
         .transpose()?;
     let client = connect::client(global)?;
     let filter = move |tag: &str| {
-        semver.as_ref().is_none_or(|f| f.matches_tag(tag))
+        semver
+            .as_ref()
+            .is_none_or(|c| parse_flux_version(tag).is_some_and(|v| c.matches(&v)))
             && regex.as_ref().is_none_or(|r| r.is_match(tag))
     };
     let rows = artifact::list(&client, &reference, &filter)

@@ -117,3 +117,59 @@ fn latest_matching_follows_flux() {
     let none: SemverConstraint = ">=3".parse().unwrap();
     assert_eq!(latest_matching(tags, &none, None, false), None);
 }
+
+// Tag selection as `sourcectl list artifacts --filter-semver` uses it (moved from the registry
+// crate, which now takes the filter as a closure).
+fn pick(constraint: &str, tags: &[&str]) -> Vec<String> {
+    let c: SemverConstraint = constraint.parse().unwrap();
+    tags.iter()
+        .filter(|t| parse_flux_version(t).is_some_and(|v| c.matches(&v)))
+        .map(|t| (*t).to_owned())
+        .collect()
+}
+
+const TAGS: &[&str] = &[
+    "v1.0.0",
+    "1.2.3",
+    "v1.2.10",
+    "1.3.0-rc.1",
+    "2.0.0",
+    "latest",
+    "1.2",
+    "v0.9.1",
+];
+
+#[test]
+fn flux_tags_need_three_parts() {
+    assert!(parse_flux_version("v1.2.3").is_some());
+    assert!(parse_flux_version("1.2.3-rc.1+build").is_some());
+    assert!(parse_flux_version("1.2").is_none());
+    assert!(parse_flux_version("latest").is_none());
+}
+
+#[test]
+fn masterminds_constraints_select_the_right_tags() {
+    assert_eq!(pick(">=1.0.0 <2.0.0", TAGS), ["v1.0.0", "1.2.3", "v1.2.10"]);
+    assert_eq!(
+        pick(">= 1.0.0, < 2.0.0", TAGS),
+        ["v1.0.0", "1.2.3", "v1.2.10"]
+    );
+    assert_eq!(pick("~1.2", TAGS), ["1.2.3", "v1.2.10"]);
+    assert_eq!(pick("^1", TAGS), ["v1.0.0", "1.2.3", "v1.2.10"]);
+    assert_eq!(pick("1.2.x", TAGS), ["1.2.3", "v1.2.10"]);
+    assert_eq!(pick("1.2.3", TAGS), ["1.2.3"]);
+    assert_eq!(pick("v2.0.0 || <1.0.0", TAGS), ["2.0.0", "v0.9.1"]);
+    assert_eq!(
+        pick("*", TAGS),
+        ["v1.0.0", "1.2.3", "v1.2.10", "2.0.0", "v0.9.1"]
+    );
+    assert_eq!(pick("1.0.0 - 1.2.3", TAGS), ["v1.0.0", "1.2.3"]);
+    assert_eq!(pick(">=1.3.0-0 <1.4.0", TAGS), ["1.3.0-rc.1"]);
+    assert_eq!(pick("^1, != 1.2.3", TAGS), ["v1.0.0", "v1.2.10"]);
+}
+
+#[test]
+fn bad_constraints_are_rejected() {
+    assert!(">=abc".parse::<SemverConstraint>().is_err());
+    assert!("".parse::<SemverConstraint>().is_err());
+}
