@@ -16,8 +16,12 @@
 //!   registry has no referrers API. As Flux does with `.pub` keys, Rekor bundles and
 //!   transparency-log entries are not checked (offline, `IgnoreTlog`).
 //!
-//! Not here: keyless (Fulcio certificates, `matchOIDCIdentity`, trusted roots), Rekor uploads,
-//! attestations, Notation.
+//! - [`verify_keyless`] checks Fulcio-certificate signatures (both storage forms) against a
+//!   Sigstore [`TrustedRoot`] (`trusted_root.json`) and `matchOIDCIdentity`-style [`Identity`]
+//!   regexes, taking the signing time from a transparency-log entry's signed entry timestamp.
+//!
+//! Not here: a built-in public-good trusted root (no TUF), Rekor inclusion proofs, RFC 3161
+//! timestamps, Rekor uploads, writing bundles, attestations, Notation.
 //!
 //! ```no_run
 //! use registry::cosign::{self, PublicKey};

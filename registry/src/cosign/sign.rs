@@ -109,15 +109,15 @@ pub async fn sign(
         }
     };
 
-    let mut layers = match client.get_manifest(&sig_ref).await {
-        Ok((Manifest::Image(m), _, _)) => m.layers,
+    let (mut layers, existing_digest) = match client.get_manifest(&sig_ref).await {
+        Ok((Manifest::Image(m), descriptor, _)) => (m.layers, Some(descriptor.digest)),
         Ok((Manifest::Index(_), _, _)) => {
             return Err(SignError::NotASignatureManifest {
                 reference: sig_ref.to_string(),
                 message: "an image index".to_owned(),
             });
         }
-        Err(e) if e.is_not_found() => Vec::new(),
+        Err(e) if e.is_not_found() => (Vec::new(), None),
         Err(e) => return Err(registry("reading signatures")(e)),
     };
 
@@ -131,15 +131,13 @@ pub async fn sign(
             .as_ref()
             .and_then(|a| a.get(SIGNATURE_ANNOTATION))
             .and_then(|s| STANDARD.decode(s).ok());
-        if existing.is_some_and(|s| public.check(&payload, &s) == Check::Valid) {
-            let (_, descriptor, _) = client
-                .get_manifest(&sig_ref)
-                .await
-                .map_err(registry("reading signatures"))?;
+        if let Some(manifest_digest) = &existing_digest
+            && existing.is_some_and(|s| public.check(&payload, &s) == Check::Valid)
+        {
             return Ok(Signed {
                 digest,
+                signature_manifest_digest: manifest_digest.clone(),
                 signature_reference: sig_ref,
-                signature_manifest_digest: descriptor.digest,
                 signatures: layers.len(),
                 appended: false,
             });
