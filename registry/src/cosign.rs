@@ -47,7 +47,7 @@ mod verify;
 pub use keyless::{Identity, SignerIdentity, TrustedRoot, TrustedRootError, verify_keyless};
 pub use keys::{
     KeyError, LEGACY_COSIGN_PRIVATE_KEY_PEM, MAX_SCRYPT_MEMORY_BYTES, PrivateKey, PublicKey,
-    SCRYPT_N, SCRYPT_P, SCRYPT_R, SIGSTORE_PRIVATE_KEY_PEM,
+    SCRYPT_N, SCRYPT_P, SCRYPT_R, SIGSTORE_PRIVATE_KEY_PEM, public_keys_from_secret,
 };
 pub use payload::{COSIGN_SIGN_PREDICATE, IN_TOTO_PAYLOAD_TYPE, SIMPLE_SIGNING_TYPE};
 pub use sign::{SignError, Signed, sign};
@@ -63,6 +63,9 @@ pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = crate::manifest::media_types::COSIGN
 pub const BUNDLE_V03_MEDIA_TYPE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// Prefix shared by every Sigstore bundle media type (v0.1–v0.3).
 pub const BUNDLE_MEDIA_TYPE_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
+/// Most signatures read per storage form (`.sig` layers, referrer bundles) in one
+/// verification, bounding the registry requests a hostile repository can cause: 64.
+pub const MAX_SIGNATURES: usize = 64;
 /// Largest payload or bundle blob read while verifying: 1 MiB.
 pub const MAX_SIGNATURE_BLOB_BYTES: u64 = 1024 * 1024;
 

@@ -264,12 +264,13 @@ pub async fn verify_keyless(
             });
         }
     };
-    for layer in layers.into_iter().filter(|l| {
+    let keyless_layers = layers.into_iter().filter(|l| {
         l.media_type == super::SIMPLE_SIGNING_MEDIA_TYPE
             && l.annotations
                 .as_ref()
                 .is_some_and(|a| a.contains_key(CERTIFICATE_ANNOTATION))
-    }) {
+    });
+    for layer in keyless_layers.take(super::MAX_SIGNATURES) {
         let payload_bytes = match fetch(client, reference, &layer).await {
             Ok(b) => b,
             Err(e @ VerifyError::Registry { .. }) => return Err(e),
@@ -309,7 +310,11 @@ pub async fn verify_keyless(
         }
     }
 
-    for bundle_manifest in bundle_manifests(client, reference, digest).await? {
+    for bundle_manifest in bundle_manifests(client, reference, digest)
+        .await?
+        .into_iter()
+        .take(super::MAX_SIGNATURES)
+    {
         let manifest_ref = reference.with_digest(bundle_manifest.digest.clone());
         let manifest = match client.get_manifest(&manifest_ref).await {
             Ok((Manifest::Image(m), _, _)) => m,

@@ -67,6 +67,15 @@ pub enum KeyError {
         /// The key type found.
         message: String,
     },
+    /// A `*.pub` entry of a key Secret is not a usable public key.
+    #[error("public key {name:?}: {source}")]
+    SecretEntry {
+        /// The entry name, e.g. `cosign.pub`.
+        name: String,
+        /// Why it was refused.
+        #[source]
+        source: Box<KeyError>,
+    },
     /// OpenSSL failed to parse, generate or use the key.
     #[error("{operation} failed: {source}")]
     Crypto {
@@ -208,6 +217,28 @@ impl PublicKey {
             _ => Check::Invalid,
         }
     }
+}
+
+/// The public keys of a Flux `spec.verify.secretRef` Secret: every entry whose name ends in
+/// `.pub`, in the order given (other entries are ignored). An empty result is not an error here;
+/// [`verify`](super::verify) refuses it with [`VerifyError::NoPublicKeys`](super::VerifyError).
+///
+/// # Errors
+/// [`KeyError::SecretEntry`] naming the first `*.pub` entry that is not a supported PEM public
+/// key (Flux fails the same way instead of skipping it).
+pub fn public_keys_from_secret<'a>(
+    entries: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Result<Vec<PublicKey>, KeyError> {
+    entries
+        .into_iter()
+        .filter(|(name, _)| name.ends_with(".pub"))
+        .map(|(name, pem)| {
+            PublicKey::from_pem(pem).map_err(|e| KeyError::SecretEntry {
+                name: name.to_owned(),
+                source: Box::new(e),
+            })
+        })
+        .collect()
 }
 
 /// A private signing key, as held in `cosign.key`. `Debug` shows only the key type.
@@ -519,6 +550,29 @@ mod tests {
         assert_eq!(public.check(b"a", &trailing), Check::Malformed);
         assert_eq!(public.check(b"a", &sig[..sig.len() - 2]), Check::Malformed);
         assert_eq!(public.check(b"a", b""), Check::Malformed);
+    }
+
+    #[test]
+    fn secret_entries_ending_in_pub_are_the_keys() {
+        let pem = PrivateKey::generate()
+            .unwrap()
+            .public_key()
+            .unwrap()
+            .to_pem()
+            .unwrap();
+        let keys = public_keys_from_secret([
+            ("cosign.pub", pem.as_slice()),
+            ("cosign.key", b"ignored".as_slice()),
+        ])
+        .unwrap();
+        assert_eq!(keys.len(), 1);
+        assert!(
+            public_keys_from_secret([("x", b"y".as_slice())])
+                .unwrap()
+                .is_empty()
+        );
+        let e = public_keys_from_secret([("bad.pub", b"nope".as_slice())]).unwrap_err();
+        assert!(e.to_string().starts_with("public key \"bad.pub\""), "{e}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::keys::{Check, PublicKey};
 use super::{
-    BUNDLE_MEDIA_TYPE_PREFIX, MAX_SIGNATURE_BLOB_BYTES, SIGNATURE_ANNOTATION,
+    BUNDLE_MEDIA_TYPE_PREFIX, MAX_SIGNATURE_BLOB_BYTES, MAX_SIGNATURES, SIGNATURE_ANNOTATION,
     SIMPLE_SIGNING_MEDIA_TYPE, payload, referrers_tag, signature_tag,
 };
 use crate::client::{self, Client};
@@ -192,7 +192,8 @@ impl Failures {
 /// attached as referrers (`GET /v2/<name>/referrers/<digest>`, else the `sha256-<hex>` index
 /// tag): the DSSE signature over `PAE(payloadType, payload)` checked against each key and the
 /// in-toto statement's subject compared with `digest`. Bundles of other predicates
-/// (attestations) are ignored. Rekor entries and certificates are not checked. Nothing of the
+/// (attestations) are ignored. Rekor entries and certificates are not checked. At most
+/// [`MAX_SIGNATURES`](super::MAX_SIGNATURES) layers and bundles of each form are read. Nothing of the
 /// artifact's own layers is read. Signature checks run on the blocking pool.
 ///
 /// # Errors
@@ -230,6 +231,7 @@ pub async fn verify(
     for layer in layers
         .iter()
         .filter(|l| l.media_type == SIMPLE_SIGNING_MEDIA_TYPE)
+        .take(MAX_SIGNATURES)
     {
         failures.signatures += 1;
         if let Some(key_index) =
@@ -243,7 +245,11 @@ pub async fn verify(
         }
     }
 
-    for bundle_manifest in bundle_manifests(client, reference, digest).await? {
+    for bundle_manifest in bundle_manifests(client, reference, digest)
+        .await?
+        .into_iter()
+        .take(MAX_SIGNATURES)
+    {
         let manifest_ref = reference.with_digest(bundle_manifest.digest.clone());
         let manifest = match client.get_manifest(&manifest_ref).await {
             Ok((Manifest::Image(m), _, _)) => m,
