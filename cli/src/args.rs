@@ -300,8 +300,28 @@ pub(crate) struct VerifyArgs {
     /// The artifact, `oci://<host>/<repository>[:<tag>|@<digest>]`.
     pub(crate) url: String,
     /// Cosign public key file (repeatable; any one valid signature passes).
-    #[arg(long, required = true, value_name = "FILE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "trusted_root",
+        conflicts_with = "trusted_root"
+    )]
     pub(crate) key: Vec<PathBuf>,
+    /// Keyless: Sigstore trusted root (`trusted_root.json`) the signing certificate and the
+    /// transparency log entry are checked against (offline). Needs both regexp flags.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires_all = ["certificate_oidc_issuer_regexp", "certificate_identity_regexp"]
+    )]
+    pub(crate) trusted_root: Option<PathBuf>,
+    /// Keyless: regular expression the certificate's OIDC issuer must match (unanchored).
+    #[arg(long, value_name = "REGEX", requires = "trusted_root")]
+    pub(crate) certificate_oidc_issuer_regexp: Option<String>,
+    /// Keyless: regular expression the certificate's subject (email or URI) must match
+    /// (unanchored).
+    #[arg(long, value_name = "REGEX", requires = "trusted_root")]
+    pub(crate) certificate_identity_regexp: Option<String>,
 }
 
 /// Parses Go-style durations: a sequence of `<number><unit>` with units `ms`, `s`, `m`, `h`
