@@ -381,3 +381,79 @@ fn push_sign_and_verify_with_sourcectl() {
         run.stderr
     );
 }
+
+/// Reads a `.sig` signature over plain distribution HTTP and checks it as a cosign verifier
+/// would, independently of our code: OCI manifest, image config whose diff_ids are the payload
+/// digests, simple-signing layers, payload bytes and fields, and the ECDSA P-256 SHA-256 DER
+/// signature under each given `.pub` (every key must have signed). Prints `verified <n>`.
+const PY_VERIFY: &str = r#"
+import base64, hashlib, json, sys, urllib.request
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.exceptions import InvalidSignature
+
+host, repo, digest, *pubs = sys.argv[1:]
+base = f"http://{host}/v2/{repo}"
+OCI = "application/vnd.oci.image.manifest.v1+json"
+req = urllib.request.Request(f"{base}/manifests/{digest.replace(':', '-')}.sig", headers={"Accept": OCI})
+resp = urllib.request.urlopen(req)
+assert resp.headers["Content-Type"] == OCI, resp.headers["Content-Type"]
+manifest = json.loads(resp.read())
+assert manifest["schemaVersion"] == 2 and manifest["mediaType"] == OCI, manifest
+blob = lambda d: urllib.request.urlopen(f"{base}/blobs/{d}").read()
+config = json.loads(blob(manifest["config"]["digest"]))
+assert manifest["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json"
+assert config["rootfs"] == {"type": "layers", "diff_ids": [l["digest"] for l in manifest["layers"]]}, config
+keys = [serialization.load_pem_public_key(open(p, "rb").read()) for p in pubs]
+signed_by = set()
+for layer in manifest["layers"]:
+    assert layer["mediaType"] == "application/vnd.dev.cosign.simplesigning.v1+json", layer
+    payload = blob(layer["digest"])
+    assert "sha256:" + hashlib.sha256(payload).hexdigest() == layer["digest"]
+    assert len(payload) == layer["size"]
+    doc = json.loads(payload)
+    assert doc == {"critical": {"identity": {"docker-reference": f"{host}/{repo}"},
+                                "image": {"docker-manifest-digest": digest},
+                                "type": "cosign container image signature"},
+                   "optional": None}, doc
+    assert payload == json.dumps(doc, separators=(",", ":")).encode(), "Go's compact field order"
+    sig = base64.b64decode(layer["annotations"]["dev.cosignproject.cosign/signature"], validate=True)
+    for i, key in enumerate(keys):
+        try:
+            key.verify(sig, payload, ec.ECDSA(hashes.SHA256()))
+            signed_by.add(i)
+        except InvalidSignature:
+            pass
+assert signed_by == set(range(len(keys))), signed_by
+print("verified", len(manifest["layers"]))
+"#;
+
+#[test]
+fn signatures_written_by_sourcectl_verify_with_independent_python() {
+    let dir = tempfile::tempdir().unwrap();
+    let (alice_key, alice_pub) = generate(dir.path(), "alice", "a");
+    let (bob_key, bob_pub) = generate(dir.path(), "bob", "b");
+    let reg = RegistryBuilder::new().start();
+    let url = format!("{}:v1", reg.oci_url("pyverify/app"));
+    let digest = common::push(&url, &testdata("podinfo-kustomize"), &[]);
+    for (key, pw) in [(&alice_key, "a"), (&bob_key, "b")] {
+        sourcectl_pw(
+            Some(pw),
+            &[
+                "sign",
+                "artifact",
+                &url,
+                "--key",
+                key,
+                "--insecure-registry",
+            ],
+        )
+        .ok();
+    }
+    let out = python(
+        dir.path(),
+        PY_VERIFY,
+        &[reg.host(), "pyverify/app", &digest, &alice_pub, &bob_pub],
+    );
+    assert_eq!(out.trim(), "verified 2");
+}
