@@ -193,8 +193,10 @@ impl Failures {
 /// tag): the DSSE signature over `PAE(payloadType, payload)` checked against each key and the
 /// in-toto statement's subject compared with `digest`. Bundles of other predicates
 /// (attestations) are ignored. Rekor entries and certificates are not checked. At most
-/// [`MAX_SIGNATURES`](super::MAX_SIGNATURES) layers and bundles of each form are read. Nothing of the
-/// artifact's own layers is read. Signature checks run on the blocking pool.
+/// [`MAX_SIGNATURES`](super::MAX_SIGNATURES) layers and bundles of each form are read. Nothing
+/// of the artifact's own layers is read. Signature checks run on the blocking pool. A registry
+/// answering the referrers API with 404 or another 4xx (other than 401/403) is treated as not
+/// having it.
 ///
 /// # Errors
 /// [`VerifyError::NoPublicKeys`] when `keys` is empty; otherwise, when no signature passes, the
@@ -527,7 +529,10 @@ pub(crate) async fn bundle_manifests(
 ) -> Result<Vec<Descriptor>, VerifyError> {
     let index = match client.referrers(reference, digest, None).await {
         Ok(Some(index)) => Some(index),
-        Ok(None) => {
+        Ok(None)
+        | Err(client::Error::Status {
+            status: 400..=499, ..
+        }) => {
             let tag_ref = reference.with_tag(&referrers_tag(digest));
             match client.get_manifest(&tag_ref).await {
                 Ok((Manifest::Index(index), _, _)) => Some(index),
