@@ -457,3 +457,74 @@ fn signatures_written_by_sourcectl_verify_with_independent_python() {
     );
     assert_eq!(out.trim(), "verified 2");
 }
+
+/// Runs `sourcectl args...` on a pseudo-terminal (util-linux `script`) without
+/// `COSIGN_PASSWORD`, typing `input`.
+fn sourcectl_on_tty(input: &str, args: &[&str]) -> Run {
+    use std::io::Write as _;
+    let script = test_support::tools::require("script");
+    let empty = tempfile::tempdir().unwrap();
+    let mut command = vec![env!("CARGO_BIN_EXE_sourcectl").to_owned()];
+    command.extend(args.iter().map(|a| (*a).to_owned()));
+    let mut child = Command::new(script)
+        .args(["-qec", &command.join(" "), "/dev/null"])
+        .env("DOCKER_CONFIG", empty.path())
+        .env_remove("COSIGN_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run script");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap().into()
+}
+
+#[test]
+fn the_password_is_prompted_for_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("tty");
+    let prefix = prefix.to_str().unwrap();
+    let run = sourcectl_on_tty(
+        "typed pw\ntyped pw\n",
+        &["generate", "key-pair", "--output-key-prefix", prefix],
+    )
+    .ok();
+    assert!(
+        run.stdout.contains("Enter password for private key again:"),
+        "{}",
+        run.stdout
+    );
+    let out = python(
+        dir.path(),
+        PY_KEYS,
+        &[
+            &format!("{prefix}.key"),
+            &format!("{prefix}.pub"),
+            "typed pw",
+        ],
+    );
+    assert_eq!(out.trim(), "decrypted");
+
+    let other = dir.path().join("mismatch");
+    let run = sourcectl_on_tty(
+        "one\ntwo\n",
+        &[
+            "generate",
+            "key-pair",
+            "--output-key-prefix",
+            other.to_str().unwrap(),
+        ],
+    )
+    .failed();
+    assert!(
+        run.stdout.contains("passwords do not match"),
+        "{}",
+        run.stdout
+    );
+    assert!(!other.with_extension("key").exists());
+}
