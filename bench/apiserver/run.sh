@@ -53,7 +53,7 @@ create, get = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 json_s, table_s, count = float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
 p = get["latencyPercentiles"]
 p50, p99 = p["p50"] * 1000, p["p99"] * 1000
-print(f"objects stored: {count}")
+print(f"objects stored: {count}; create status codes: {create.get('statusCodeDistribution')}; errors: {create.get('errorDistribution')}")
 print(f"creates/s over HTTPS (16 clients): {create['summary']['requestsPerSec']:.0f}")
 print(f"GET at {get['summary']['requestsPerSec']:.0f} req/s: p50 {p50:.3f} ms, p99 {p99:.3f} ms "
       f"(limit 2 ms: {p99 / 2:.2f}x of the limit), success {get['summary']['successRate']:.3f}")
