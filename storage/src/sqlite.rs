@@ -469,21 +469,39 @@ impl ObjectStore for SqliteStore {
         opts: &'a ListOptions,
     ) -> BoxFuture<'a, Result<ListPage>> {
         Box::pin(async move {
-            let filter = Filter::parse(
-                opts.label_selector.as_deref(),
-                opts.field_selector.as_deref(),
-            )?;
-            let token = opts
-                .continue_token
-                .as_deref()
-                .filter(|t| !t.is_empty())
-                .map(ContinueToken::decode)
-                .transpose()?;
-            let resource = resource.clone();
-            let namespace = namespace.map(str::to_owned);
-            let limit = opts.limit;
+            let a = list_args(resource, namespace, opts)?;
             self.read(move |c| {
-                read::list(c, &resource, namespace.as_deref(), &filter, limit, token)
+                let page = read::list(
+                    c,
+                    &a.resource,
+                    a.namespace.as_deref(),
+                    &a.filter,
+                    a.limit,
+                    a.token,
+                )?;
+                read::decode_page(&a.resource, page)
+            })
+            .await
+        })
+    }
+
+    fn list_raw<'a>(
+        &'a self,
+        resource: &'a ResourceKey,
+        namespace: Option<&'a str>,
+        opts: &'a ListOptions,
+    ) -> BoxFuture<'a, Result<ListPage<String>>> {
+        Box::pin(async move {
+            let a = list_args(resource, namespace, opts)?;
+            self.read(move |c| {
+                read::list(
+                    c,
+                    &a.resource,
+                    a.namespace.as_deref(),
+                    &a.filter,
+                    a.limit,
+                    a.token,
+                )
             })
             .await
         })
@@ -501,4 +519,38 @@ impl ObjectStore for SqliteStore {
     fn current_revision(&self) -> BoxFuture<'_, Result<Revision>> {
         Box::pin(async move { self.read(|c| read::revision(c)).await.map(Revision) })
     }
+}
+
+/// Owned arguments of a list read, moved into the blocking read.
+struct ListArgs {
+    resource: ResourceKey,
+    namespace: Option<String>,
+    limit: Option<u64>,
+    filter: Filter,
+    token: Option<ContinueToken>,
+}
+
+/// Parses selectors and the continue token before any database work, so a bad one fails fast.
+fn list_args(
+    resource: &ResourceKey,
+    namespace: Option<&str>,
+    opts: &ListOptions,
+) -> Result<ListArgs> {
+    let filter = Filter::parse(
+        opts.label_selector.as_deref(),
+        opts.field_selector.as_deref(),
+    )?;
+    let token = opts
+        .continue_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+        .map(ContinueToken::decode)
+        .transpose()?;
+    Ok(ListArgs {
+        resource: resource.clone(),
+        namespace: namespace.map(str::to_owned),
+        limit: opts.limit,
+        filter,
+        token,
+    })
 }

@@ -83,11 +83,12 @@ pub struct ListOptions {
     pub continue_token: Option<String>,
 }
 
-/// One page of a list.
+/// One page of a list: decoded objects (`ListPage<Value>`, from [`ObjectStore::list`]) or
+/// their stored JSON text (`ListPage<String>`, from [`ObjectStore::list_raw`]).
 #[derive(Clone, Debug, PartialEq)]
-pub struct ListPage {
+pub struct ListPage<T = Value> {
     /// The objects, sorted by (namespace, name).
-    pub items: Vec<Value>,
+    pub items: Vec<T>,
     /// The revision of the snapshot this page comes from (the list's `resourceVersion`); all
     /// pages of one list share it.
     pub resource_version: Revision,
@@ -267,6 +268,20 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
         namespace: Option<&'a str>,
         opts: &'a ListOptions,
     ) -> BoxFuture<'a, Result<ListPage>>;
+
+    /// The same page as [`ObjectStore::list`], each item the stored JSON text of the object
+    /// (a JSON object, exactly as written). For callers that pass objects through without
+    /// reading most of them: it skips decoding every object into a `Value`, which is most of
+    /// the cost of a large list.
+    ///
+    /// # Errors
+    /// As [`ObjectStore::list`].
+    fn list_raw<'a>(
+        &'a self,
+        resource: &'a ResourceKey,
+        namespace: Option<&'a str>,
+        opts: &'a ListOptions,
+    ) -> BoxFuture<'a, Result<ListPage<String>>>;
 
     /// Watches `resource` in `namespace` (`None` = all). See [`WatchOptions`] for the start
     /// semantics. DELETED events carry the object's last state with the deletion revision as

@@ -410,3 +410,44 @@ async fn a_paged_selector_list_uses_labels_as_of_the_snapshot() {
     assert_eq!(names(&rest), ["ns/o1", "ns/o2", "ns/o3"]);
     assert_eq!(rest[1]["metadata"]["labels"]["app"], "web");
 }
+
+#[tokio::test]
+async fn list_raw_is_the_same_page_as_stored_text() {
+    let t = open().await;
+    for name in ["a", "b", "c"] {
+        t.store
+            .create(&key("ns", name), repo(name), W)
+            .await
+            .unwrap();
+    }
+    let opts = ListOptions {
+        limit: Some(2),
+        ..Default::default()
+    };
+    let decoded = t.store.list(&repos(), Some("ns"), &opts).await.unwrap();
+    let raw = t.store.list_raw(&repos(), Some("ns"), &opts).await.unwrap();
+    assert_eq!(raw.resource_version, decoded.resource_version);
+    assert_eq!(raw.remaining_item_count, Some(1));
+    assert_eq!(raw.remaining_item_count, decoded.remaining_item_count);
+    let reparsed: Vec<serde_json::Value> = raw
+        .items
+        .iter()
+        .map(|text| serde_json::from_str(text).unwrap())
+        .collect();
+    assert_eq!(reparsed, decoded.items);
+    // The continue token of either form reads the rest of the same snapshot.
+    let rest = t
+        .store
+        .list_raw(
+            &repos(),
+            Some("ns"),
+            &ListOptions {
+                continue_token: raw.continue_token.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
+    assert!(rest.items[0].contains("\"name\":\"c\""));
+}

@@ -52,21 +52,35 @@ pub(crate) async fn list(call: Call) -> Result<Response, ApiError> {
             ));
         }
     }
-    let page = store
-        .list(
-            &call.resource_key(),
-            call.info.namespace.as_deref(),
-            &o.list_options(),
-        )
-        .await
-        .map_err(|e| {
-            let mut err = call.storage_error(e);
-            if err.code == StatusCode::GONE {
-                err.message = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into();
-            }
-            err
-        })?;
-    call.renderer.list(page)
+    let expired = |e| {
+        let mut err = call.storage_error(e);
+        if err.code == StatusCode::GONE {
+            err.message = "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.".into();
+        }
+        err
+    };
+    let (resource, namespace, options) = (
+        call.resource_key(),
+        call.info.namespace.as_deref(),
+        o.list_options(),
+    );
+    // Rendering thousands of objects is CPU work: keep it off the async workers. Where the
+    // answer can be built from stored text, the objects are never decoded whole.
+    let renderer = call.renderer.clone();
+    let rendered = if renderer.renders_raw() {
+        let page = store
+            .list_raw(&resource, namespace, &options)
+            .await
+            .map_err(expired)?;
+        tokio::task::spawn_blocking(move || renderer.list_raw(page)).await
+    } else {
+        let page = store
+            .list(&resource, namespace, &options)
+            .await
+            .map_err(expired)?;
+        tokio::task::spawn_blocking(move || renderer.list(page)).await
+    };
+    rendered.map_err(|e| ApiError::internal("rendering a list", &e))?
 }
 
 /// `GET .../<name>/artifact`: streams the stored artifact tarball with `Content-Type:

@@ -43,7 +43,7 @@ impl Renderer {
     pub fn object(&self, stored: Value, status: StatusCode) -> Result<Response, ApiError> {
         let body = match self.output.shape {
             Shape::Object => self.encode(stored)?,
-            Shape::PartialMetadata => partial(&stored),
+            Shape::PartialMetadata => partial(stored),
             Shape::Table => {
                 let rv = stored["metadata"]["resourceVersion"].clone();
                 let row = self.row(stored)?;
@@ -89,7 +89,7 @@ impl Renderer {
                 "apiVersion": "meta.k8s.io/v1",
                 "kind": "PartialObjectMetadataList",
                 "metadata": metadata,
-                "items": page.items.iter().map(partial).collect::<Vec<_>>(),
+                "items": page.items.into_iter().map(partial).collect::<Vec<_>>(),
             }),
             Shape::Table => {
                 let rows = page
@@ -124,7 +124,7 @@ impl Renderer {
             openapi::table_row_cells(self.resource, self.version, &stored, jiff::Timestamp::now());
         let mut row = json!({"cells": cells});
         match self.include_object {
-            IncludeObject::Metadata => row["object"] = partial(&stored),
+            IncludeObject::Metadata => row["object"] = partial(stored),
             IncludeObject::Object => row["object"] = self.encode(stored)?,
             IncludeObject::None => {}
         }
@@ -162,12 +162,158 @@ impl Renderer {
     }
 }
 
-/// `PartialObjectMetadata` of a stored object.
-pub fn partial(stored: &Value) -> Value {
+/// The parts of a stored object a Table row reads; `metadata` stays raw text.
+#[derive(serde::Deserialize)]
+struct RowSource<'a> {
+    #[serde(borrow)]
+    metadata: &'a serde_json::value::RawValue,
+    #[serde(default)]
+    spec: Value,
+    #[serde(default)]
+    status: Value,
+}
+
+/// The metadata fields Table cells read.
+#[derive(serde::Deserialize)]
+struct RowMetadata {
+    #[serde(default)]
+    name: Value,
+    #[serde(default, rename = "creationTimestamp")]
+    creation_timestamp: Value,
+}
+
+impl Renderer {
+    /// Whether [`Renderer::list_raw`] can render this request from stored JSON text: objects
+    /// as JSON in the storage version (passed through), Tables and PartialObjectMetadata
+    /// (built from the few fields they read).
+    pub fn renders_raw(&self) -> bool {
+        match self.output.shape {
+            Shape::Object => self.output.format == Format::Json && self.version == Version::STORAGE,
+            Shape::Table => {
+                self.include_object != IncludeObject::Object || self.version == Version::STORAGE
+            }
+            Shape::PartialMetadata => true,
+        }
+    }
+
+    /// A list page rendered from stored JSON text without decoding whole objects: items are
+    /// copied through, and Table rows decode only `spec` and `status` (metadata stays raw).
+    /// Call only when [`Renderer::renders_raw`] is true.
+    ///
+    /// # Errors
+    /// 500 when a stored item is not a JSON object.
+    pub fn list_raw(&self, page: storage::ListPage<String>) -> Result<Response, ApiError> {
+        let corrupt = |e: serde_json::Error| ApiError::internal("reading a stored object", &e);
+        let mut metadata = json!({"resourceVersion": page.resource_version.to_string()});
+        if let Some(token) = &page.continue_token {
+            metadata["continue"] = json!(token);
+        }
+        if let Some(remaining) = page.remaining_item_count {
+            metadata["remainingItemCount"] = json!(remaining);
+        }
+        let capacity = page.items.iter().map(|i| i.len() + 16).sum::<usize>() + 1024;
+        let mut out = Vec::with_capacity(capacity);
+        let push = |out: &mut Vec<u8>, value: &Value| {
+            serde_json::to_writer(out, value).expect("writing to memory")
+        };
+        let separate = |out: &mut Vec<u8>, i: usize| {
+            if i > 0 {
+                out.push(b',');
+            }
+        };
+        match self.output.shape {
+            Shape::Object => {
+                out.extend_from_slice(b"{\"apiVersion\":");
+                push(&mut out, &json!(self.version.api_version()));
+                out.extend_from_slice(b",\"kind\":");
+                push(&mut out, &json!(self.resource.list_kind));
+                out.extend_from_slice(b",\"metadata\":");
+                push(&mut out, &metadata);
+                out.extend_from_slice(b",\"items\":[");
+                for (i, item) in page.items.iter().enumerate() {
+                    separate(&mut out, i);
+                    out.extend_from_slice(item.as_bytes());
+                }
+            }
+            Shape::PartialMetadata => {
+                out.extend_from_slice(
+                    b"{\"apiVersion\":\"meta.k8s.io/v1\",\"kind\":\"PartialObjectMetadataList\",\"metadata\":",
+                );
+                push(&mut out, &metadata);
+                out.extend_from_slice(b",\"items\":[");
+                for (i, item) in page.items.iter().enumerate() {
+                    separate(&mut out, i);
+                    let source: RowSource<'_> = serde_json::from_str(item).map_err(corrupt)?;
+                    write_partial(&mut out, source.metadata);
+                }
+            }
+            Shape::Table => {
+                out.extend_from_slice(
+                    b"{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
+                );
+                push(&mut out, &metadata);
+                out.extend_from_slice(b",\"columnDefinitions\":");
+                push(&mut out, &self.columns());
+                out.extend_from_slice(b",\"rows\":[");
+                let now = jiff::Timestamp::now();
+                for (i, item) in page.items.iter().enumerate() {
+                    separate(&mut out, i);
+                    let source: RowSource<'_> = serde_json::from_str(item).map_err(corrupt)?;
+                    let meta: RowMetadata =
+                        serde_json::from_str(source.metadata.get()).map_err(corrupt)?;
+                    let view = json!({
+                        "metadata": {"name": meta.name, "creationTimestamp": meta.creation_timestamp},
+                        "spec": source.spec,
+                        "status": source.status,
+                    });
+                    let cells = openapi::table_row_cells(self.resource, self.version, &view, now);
+                    out.extend_from_slice(b"{\"cells\":");
+                    push(&mut out, &json!(cells));
+                    match self.include_object {
+                        IncludeObject::Metadata => {
+                            out.extend_from_slice(b",\"object\":");
+                            write_partial(&mut out, source.metadata);
+                        }
+                        IncludeObject::Object => {
+                            out.extend_from_slice(b",\"object\":");
+                            out.extend_from_slice(item.as_bytes());
+                        }
+                        IncludeObject::None => {}
+                    }
+                    out.push(b'}');
+                }
+            }
+        }
+        out.extend_from_slice(b"]}");
+        let mut response = Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(out))
+            .expect("static response");
+        self.add_warnings(response.headers_mut());
+        Ok(response)
+    }
+}
+
+/// `{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":<raw>}`.
+fn write_partial(out: &mut Vec<u8>, metadata: &serde_json::value::RawValue) {
+    out.extend_from_slice(
+        b"{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
+    );
+    out.extend_from_slice(metadata.get().as_bytes());
+    out.push(b'}');
+}
+
+/// `PartialObjectMetadata` of a stored object (its metadata is moved, not copied).
+pub fn partial(stored: Value) -> Value {
+    let metadata = match stored {
+        Value::Object(mut map) => map.remove("metadata"),
+        _ => None,
+    };
     json!({
         "kind": "PartialObjectMetadata",
         "apiVersion": "meta.k8s.io/v1",
-        "metadata": stored.get("metadata").cloned().unwrap_or_else(|| json!({})),
+        "metadata": metadata.unwrap_or_else(|| json!({})),
     })
 }
 

@@ -141,7 +141,7 @@ fn frame(renderer: &Renderer, event: storage::WatchEvent, first_table: &mut bool
             Ok(o) => o,
             Err(e) => return json!({"type": "ERROR", "object": e.to_status()}),
         },
-        Shape::PartialMetadata => partial(&event.object),
+        Shape::PartialMetadata => partial(event.object),
         Shape::Table => {
             let rv = event.object["metadata"]["resourceVersion"].clone();
             let rows = if bookmark {

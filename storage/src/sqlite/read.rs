@@ -245,7 +245,7 @@ pub(super) fn list(
     filter: &Filter,
     limit: Option<u64>,
     token: Option<ContinueToken>,
-) -> Result<ListPage> {
+) -> Result<ListPage<String>> {
     let tx = conn.transaction().map_err(Error::db("begin read"))?;
     let current = meta(&tx, "revision")?;
     let compacted = meta(&tx, "compacted")?;
@@ -373,12 +373,21 @@ pub(super) fn list(
         _ => None,
     };
     let remaining_item_count = (page.more && filter.is_empty()).then_some(page.remaining);
-    let items = decode_all(resource, page.texts)?;
     Ok(ListPage {
-        items,
+        items: page.texts,
         resource_version: Revision(revision),
         continue_token,
         remaining_item_count,
+    })
+}
+
+/// Decodes the items of a [`list`] page.
+pub(super) fn decode_page(resource: &ResourceKey, page: ListPage<String>) -> Result<ListPage> {
+    Ok(ListPage {
+        items: decode_all(resource, page.items)?,
+        resource_version: page.resource_version,
+        continue_token: page.continue_token,
+        remaining_item_count: page.remaining_item_count,
     })
 }
 
