@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use registry::artifact::{self, PushOptions, REPRODUCIBLE_CREATED};
+use registry::reference::Reference;
 use serde::Serialize;
 
 use crate::args::{GlobalArgs, OutputFormat, PushArgs};
@@ -21,6 +22,13 @@ struct PushOutput {
 }
 
 pub(crate) async fn run(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<ExitCode> {
+    push(global, args).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pushes and reports; returns the pushed artifact's reference by digest (what `--sign-key`
+/// signs, so a concurrent push to the same tag cannot be signed instead).
+pub(crate) async fn push(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<Reference> {
     if args.source.is_empty() {
         bail!("--source is required");
     }
@@ -71,5 +79,5 @@ pub(crate) async fn run(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<E
             pushed.digest
         )),
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(pushed.reference.with_digest(pushed.digest))
 }

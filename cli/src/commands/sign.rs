@@ -4,7 +4,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use registry::artifact;
 use registry::cosign::{self, PrivateKey};
 use registry::{Client, Reference};
 
@@ -28,14 +27,11 @@ pub(crate) async fn push_and_sign(
     args: PushArgs,
     key_path: &Path,
 ) -> anyhow::Result<ExitCode> {
-    let reference = artifact::with_default_tag(&connect::parse_url(&args.url)?);
+    // Decrypt first: a wrong password pushes nothing.
     let key = load_private_key(key_path).await?;
-    let code = crate::commands::push::run(global, args).await?;
-    if code != ExitCode::SUCCESS {
-        return Ok(code);
-    }
+    let pushed = crate::commands::push::push(global, args).await?;
     let client = connect::client(global)?;
-    sign(&client, &reference, &key).await?;
+    sign(&client, &pushed, &key).await?;
     Ok(ExitCode::SUCCESS)
 }
 
