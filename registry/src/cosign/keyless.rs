@@ -24,8 +24,8 @@ use certificate::{check_chain, signer_identity};
 use tlog::{check_rekor_annotation, check_tlog};
 
 use super::keys::{Check, PublicKey};
-use super::verify::{SignatureSource, Verified, VerifyError, bundle_manifests};
-use super::{BUNDLE_MEDIA_TYPE_PREFIX, MAX_SIGNATURE_BLOB_BYTES, payload};
+use super::verify::{SignatureSource, Verified, VerifyError};
+use super::{MAX_SIGNATURE_BLOB_BYTES, payload};
 use crate::client::Client;
 use crate::digest::Digest;
 use crate::manifest::{Descriptor, Manifest};
@@ -313,69 +313,39 @@ pub async fn verify_keyless(
         }
     }
 
-    for bundle_manifest in bundle_manifests(client, reference, digest)
-        .await?
-        .into_iter()
-        .take(super::MAX_SIGNATURES)
-    {
-        let manifest_ref = reference.with_digest(bundle_manifest.digest.clone());
-        let manifest = match client.get_manifest(&manifest_ref).await {
-            Ok((Manifest::Image(m), _, _)) => m,
-            Ok(_) => continue,
-            Err(e) if e.is_not_found() => continue,
-            Err(source) => {
-                return Err(VerifyError::Registry {
-                    operation: "reading a signature bundle manifest",
-                    reference: manifest_ref.to_string(),
-                    source: Box::new(source),
-                });
+    for layer in &super::verify::bundle_layers(client, reference, digest).await? {
+        let blob = match fetch(client, reference, layer).await {
+            Ok(b) => b,
+            Err(e @ VerifyError::Registry { .. }) => return Err(e),
+            Err(e) => {
+                record(e);
+                continue;
             }
         };
-        if manifest
-            .subject
-            .as_ref()
-            .is_some_and(|s| s.digest != *digest)
-        {
-            continue;
-        }
-        for layer in manifest
-            .layers
-            .iter()
-            .filter(|l| l.media_type.starts_with(BUNDLE_MEDIA_TYPE_PREFIX))
-        {
-            let blob = match fetch(client, reference, layer).await {
-                Ok(b) => b,
-                Err(e @ VerifyError::Registry { .. }) => return Err(e),
-                Err(e) => {
-                    record(e);
-                    continue;
-                }
-            };
-            let (root, identities, digest_c, layer_digest) = (
-                Arc::clone(&root),
-                Arc::clone(&identities),
-                digest.clone(),
-                layer.digest.clone(),
-            );
-            let outcome = tokio::task::spawn_blocking(move || {
-                check_bundle(&blob, &layer_digest, &digest_c, &root, &identities)
-            })
-            .await
-            .unwrap_or(Ok(None));
-            match outcome {
-                Ok(Some(identity)) => {
-                    return Ok((
-                        Verified {
-                            digest: digest.clone(),
-                            key_index: 0,
-                            source: SignatureSource::Bundle,
-                        },
-                        identity,
-                    ));
-                }
-                Ok(None) => {}
-                Err(e) => record(e),
+        let (root, identities, digest_c, layer_digest) = (
+            Arc::clone(&root),
+            Arc::clone(&identities),
+            digest.clone(),
+            layer.digest.clone(),
+        );
+        let outcome = tokio::task::spawn_blocking(move || {
+            check_bundle(&blob, &layer_digest, &digest_c, &root, &identities)
+        })
+        .await
+        .unwrap_or(Ok(None));
+        match outcome {
+            Ok(Some(identity)) => {
+                return Ok((
+                    Verified {
+                        digest: digest.clone(),
+                        key_index: 0,
+                        source: SignatureSource::Bundle,
+                    },
+                    identity,
+                ));
             }
+            Ok(None) => {}
+            Err(e) => record(e),
         }
     }
     Err(failure.unwrap_or_else(|| VerifyError::NoSignatures {

@@ -247,45 +247,15 @@ pub async fn verify(
         }
     }
 
-    for bundle_manifest in bundle_manifests(client, reference, digest)
-        .await?
-        .into_iter()
-        .take(MAX_SIGNATURES)
-    {
-        let manifest_ref = reference.with_digest(bundle_manifest.digest.clone());
-        let manifest = match client.get_manifest(&manifest_ref).await {
-            Ok((Manifest::Image(m), _, _)) => m,
-            Ok(_) => continue,
-            Err(e) if e.is_not_found() => continue,
-            Err(source) => {
-                return Err(VerifyError::Registry {
-                    operation: "reading a signature bundle manifest",
-                    reference: manifest_ref.to_string(),
-                    source: Box::new(source),
-                });
-            }
-        };
-        if manifest
-            .subject
-            .as_ref()
-            .is_some_and(|s| s.digest != *digest)
+    for layer in &bundle_layers(client, reference, digest).await? {
+        if let Some(key_index) =
+            check_bundle(client, reference, digest, &keys, layer, &mut failures).await?
         {
-            continue;
-        }
-        for layer in manifest
-            .layers
-            .iter()
-            .filter(|l| l.media_type.starts_with(BUNDLE_MEDIA_TYPE_PREFIX))
-        {
-            if let Some(key_index) =
-                check_bundle(client, reference, digest, &keys, layer, &mut failures).await?
-            {
-                return Ok(Verified {
-                    digest: digest.clone(),
-                    key_index,
-                    source: SignatureSource::Bundle,
-                });
-            }
+            return Ok(Verified {
+                digest: digest.clone(),
+                key_index,
+                source: SignatureSource::Bundle,
+            });
         }
     }
 
@@ -518,6 +488,53 @@ async fn check_keys(
         (None, all_malformed, message)
     });
     task.await.unwrap_or((None, false, Vec::new()))
+}
+
+/// The Sigstore bundle layers attached to `digest` (at most [`MAX_SIGNATURES`] bundle
+/// manifests, each checked to name `digest` as its subject); missing manifests are skipped.
+///
+/// # Errors
+/// [`VerifyError::Registry`] when the registry fails other than with "not found".
+pub(crate) async fn bundle_layers(
+    client: &Client,
+    reference: &Reference,
+    digest: &Digest,
+) -> Result<Vec<Descriptor>, VerifyError> {
+    let mut layers = Vec::new();
+    for bundle_manifest in bundle_manifests(client, reference, digest)
+        .await?
+        .into_iter()
+        .take(MAX_SIGNATURES)
+    {
+        let manifest_ref = reference.with_digest(bundle_manifest.digest.clone());
+        let manifest = match client.get_manifest(&manifest_ref).await {
+            Ok((Manifest::Image(m), _, _)) => m,
+            Ok(_) => continue,
+            Err(e) if e.is_not_found() => continue,
+            Err(source) => {
+                return Err(VerifyError::Registry {
+                    operation: "reading a signature bundle manifest",
+                    reference: manifest_ref.to_string(),
+                    source: Box::new(source),
+                });
+            }
+        };
+        if manifest
+            .subject
+            .as_ref()
+            .is_some_and(|s| s.digest != *digest)
+        {
+            continue;
+        }
+        for layer in manifest
+            .layers
+            .iter()
+            .filter(|l| l.media_type.starts_with(BUNDLE_MEDIA_TYPE_PREFIX))
+        {
+            layers.push(layer.clone());
+        }
+    }
+    Ok(layers)
 }
 
 /// Descriptors of the Sigstore bundle manifests referring to `digest`: the referrers API, or
