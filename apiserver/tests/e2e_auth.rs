@@ -285,3 +285,58 @@ fn cosign_signatures_are_verified_before_pulling() {
         "True"
     );
 }
+
+#[test]
+fn proxy_secret_ref_sends_registry_traffic_through_the_proxy() {
+    use base64::Engine as _;
+    let registry = RegistryBuilder::new().start();
+    push(
+        &format!("{}:v1", registry.oci_url("proxied/app")),
+        &testdata("podinfo-kustomize"),
+        &["--insecure-registry"],
+    );
+    let proxy = test_support::e2e::HttpProxy::start(registry.host().parse().unwrap());
+    let secrets = tempfile::tempdir().unwrap();
+    write_secret(
+        secrets.path(),
+        "proxy",
+        &[
+            ("address", proxy.url().as_bytes()),
+            ("username", b"puser"),
+            ("password", b"ppass"),
+        ],
+    );
+    let server = server(secrets.path());
+    let k = Kubectl::new(None, &server.kubeconfig());
+    // A host that does not resolve: only the proxy can reach it.
+    apply(
+        &k,
+        &oci_repository(
+            "v1",
+            "proxied",
+            "  interval: 2s\n  url: oci://registry.invalid:5000/proxied/app\n  insecure: true\n  ref:\n    tag: v1\n  proxySecretRef:\n    name: proxy\n",
+        ),
+    );
+    wait_ready(&k, "proxied", "True", Some("Succeeded"));
+    let bytes = download(&k, "v1", "proxied");
+    assert_eq!(
+        files(untar(&bytes).path()),
+        files(&testdata("podinfo-kustomize"))
+    );
+    let seen = proxy.seen.lock().unwrap().clone();
+    let want = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("puser:ppass")
+    );
+    assert!(
+        seen.iter().any(
+            |(line, _)| line == "HEAD http://registry.invalid:5000/v2/proxied/app/manifests/v1"
+        ),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .all(|(_, auth)| auth.as_deref() == Some(want.as_str())),
+        "{seen:?}"
+    );
+}

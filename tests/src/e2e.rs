@@ -436,3 +436,92 @@ impl Drop for TcpProxy {
         self.stop();
     }
 }
+
+/// `(request line, Proxy-Authorization value)` of every request an [`HttpProxy`] saw.
+pub type ProxyLog = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
+/// A minimal HTTP forward proxy for plain-HTTP registries: it accepts absolute-form requests
+/// (`GET http://any-host/v2/... HTTP/1.1`), records each request line and its
+/// `Proxy-Authorization` header, and forwards the request to `target` with
+/// `Connection: close` (one request per connection, so responses need no parsing).
+#[derive(Debug)]
+pub struct HttpProxy {
+    addr: std::net::SocketAddr,
+    /// `(request line, Proxy-Authorization value)` of every request seen.
+    pub seen: ProxyLog,
+}
+
+impl HttpProxy {
+    /// Starts the proxy on a free loopback port, forwarding to `target`.
+    ///
+    /// # Panics
+    /// When no loopback port can be bound.
+    pub fn start(target: std::net::SocketAddr) -> Self {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let seen: ProxyLog = std::sync::Arc::default();
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(client) = conn else { return };
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(client.try_clone().expect("clone"));
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_err() {
+                        return;
+                    }
+                    let mut parts = line.trim_end().splitn(3, ' ');
+                    let (method, uri, version) = (
+                        parts.next().unwrap_or(""),
+                        parts.next().unwrap_or(""),
+                        parts.next().unwrap_or("HTTP/1.1"),
+                    );
+                    let path = uri
+                        .strip_prefix("http://")
+                        .and_then(|rest| rest.find('/').map(|i| &rest[i..]))
+                        .unwrap_or(uri);
+                    let mut headers = Vec::new();
+                    let mut auth = None;
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
+                            break;
+                        }
+                        let lower = h.to_ascii_lowercase();
+                        if lower.starts_with("proxy-authorization:") {
+                            auth = Some(h["proxy-authorization:".len()..].trim().to_owned());
+                        } else if !lower.starts_with("connection:")
+                            && !lower.starts_with("proxy-connection:")
+                        {
+                            headers.push(h);
+                        }
+                    }
+                    log.lock()
+                        .expect("lock")
+                        .push((format!("{method} {uri}"), auth));
+                    let Ok(mut upstream) = std::net::TcpStream::connect(target) else {
+                        return;
+                    };
+                    let mut request = format!("{method} {path} {version}\r\n");
+                    for h in headers {
+                        request.push_str(&h);
+                    }
+                    request.push_str("Connection: close\r\n\r\n");
+                    if upstream.write_all(request.as_bytes()).is_err() {
+                        return;
+                    }
+                    let mut client = client;
+                    let _ = std::io::copy(&mut upstream, &mut client);
+                });
+            }
+        });
+        Self { addr, seen }
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
