@@ -155,12 +155,9 @@ pub fn negotiate(headers: &HeaderMap, list: bool) -> Result<Output, ApiError> {
     Err(ApiError::not_acceptable(ACCEPTED))
 }
 
-/// The format of a request body, from `Content-Type` (JSON when absent).
-///
-/// # Errors
-/// 415 for anything but JSON or YAML.
-pub fn body_format(headers: &HeaderMap) -> Result<Format, ApiError> {
-    let content_type = headers
+/// The media type of `Content-Type` without parameters, lower-cased.
+pub fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| {
@@ -169,8 +166,15 @@ pub fn body_format(headers: &HeaderMap) -> Result<Format, ApiError> {
                 .unwrap_or("")
                 .trim()
                 .to_ascii_lowercase()
-        });
-    match content_type.as_deref() {
+        })
+}
+
+/// The format of a request body, from `Content-Type` (JSON when absent).
+///
+/// # Errors
+/// 415 for anything but JSON or YAML.
+pub fn body_format(headers: &HeaderMap) -> Result<Format, ApiError> {
+    match content_type(headers).as_deref() {
         None | Some("") | Some("application/json") => Ok(Format::Json),
         Some("application/yaml") | Some("application/x-yaml") | Some("text/yaml") => {
             Ok(Format::Yaml)

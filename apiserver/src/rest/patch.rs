@@ -30,17 +30,7 @@ enum PatchType {
 }
 
 fn patch_type(headers: &http::HeaderMap) -> Result<PatchType, ApiError> {
-    let content_type = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
-        .unwrap_or_default();
+    let content_type = negotiate::content_type(headers).unwrap_or_default();
     match content_type.as_str() {
         "application/json-patch+json" => Ok(PatchType::Json),
         "application/merge-patch+json" => Ok(PatchType::Merge),
