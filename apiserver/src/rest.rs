@@ -104,7 +104,11 @@ pub async fn handle(
     }
     let options = Options::parse(request.uri().query())?;
     let list = matches!(info.verb.as_str(), "list" | "watch" | "deletecollection");
-    let output = negotiate::negotiate(request.headers(), list)?;
+    let mut output = negotiate::negotiate(request.headers(), list)?;
+    if output.shape == Shape::Table && !matches!(info.verb.as_str(), "get" | "list" | "watch") {
+        // Tables describe reads; writes answer with the object, as kube-apiserver does.
+        output.shape = Shape::Object;
+    }
     let mut warnings = Vec::new();
     if version.is_deprecated() {
         warnings.push(render::warning(&format!(
@@ -128,14 +132,6 @@ pub async fn handle(
         options,
         renderer,
     };
-    if call.renderer.output.shape == Shape::Table
-        && !matches!(call.info.verb.as_str(), "get" | "list" | "watch")
-    {
-        // Tables describe reads; writes answer with the object, as kube-apiserver does.
-        let mut call = call;
-        call.renderer.output.shape = Shape::Object;
-        return route(call, request).await;
-    }
     route(call, request).await
 }
 
