@@ -280,11 +280,37 @@ impl Reconciler {
         }
         let (ns, name) = (key.namespace.as_str(), key.name.as_str());
         let mut reconciling = "reconciliation in progress".to_owned();
+        let mut old = old;
         if old.observed_generation.unwrap_or(-1) != generation {
             reconciling = format!(
                 "processing object: new generation {} -> {generation}",
                 old.observed_generation.unwrap_or(-1)
             );
+            // As Flux: a new generation is marked at once, so `kubectl wait` after a spec change
+            // never sees the previous generation's Ready. Not needed on the first reconcile (no
+            // Ready yet), which keeps creation to one status write.
+            if conditions::get(&old.conditions, types::READY).is_some() {
+                let g = Some(generation);
+                let c = &mut status.conditions;
+                conditions::mark_true(
+                    c,
+                    types::RECONCILING,
+                    reasons::PROGRESSING,
+                    &reconciling,
+                    g,
+                    ts.clone(),
+                );
+                conditions::mark_unknown(
+                    c,
+                    types::READY,
+                    reasons::PROGRESSING,
+                    &reconciling,
+                    g,
+                    ts.clone(),
+                );
+                self.write_status(key, raw.clone(), &status).await?;
+                old = status.clone();
+            }
         }
 
         // Storage: garbage collection, artifact presence and integrity, URLs.
