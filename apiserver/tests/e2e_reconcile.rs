@@ -618,3 +618,49 @@ fn artifact_headers_and_the_plain_http_listener() {
         "{headers}"
     );
 }
+
+#[test]
+fn artifacts_over_the_size_or_file_limits_are_refused() {
+    let registry = RegistryBuilder::new().start();
+    let url = registry.oci_url("app/limits");
+    push(
+        &format!("{url}:v1"),
+        &testdata("podinfo-kustomize"),
+        &["--insecure-registry"],
+    );
+    let server = server(&["--artifact-max-files", "3", "--artifact-max-size", "100000"]);
+    let k = Kubectl::new(None, &server.kubeconfig());
+    apply(
+        &k,
+        &oci_repository("v1", "files", &spec(&url, "  ref:\n    tag: v1\n")),
+    );
+    let message = wait_ready(
+        &k,
+        "files",
+        "False",
+        Some("OCIArtifactLayerOperationFailed"),
+    );
+    assert!(
+        message.starts_with("failed to extract layer contents from artifact: extracting")
+            && message.contains("exceeds the limit of 3 files"),
+        "{message}"
+    );
+    drop(server);
+
+    let server = server_with_size_limit(600);
+    let k = Kubectl::new(None, &server.kubeconfig());
+    apply(
+        &k,
+        &oci_repository("v1", "size", &spec(&url, "  ref:\n    tag: v1\n")),
+    );
+    let message = wait_ready(&k, "size", "False", Some("OCIArtifactLayerOperationFailed"));
+    assert!(
+        message.contains("over the artifact size limit of 600 bytes (--artifact-max-size)")
+            || message.contains("exceeds the size limit of 600 bytes"),
+        "{message}"
+    );
+}
+
+fn server_with_size_limit(bytes: u64) -> ApiServer {
+    server(&["--artifact-max-size", &bytes.to_string()])
+}
