@@ -73,6 +73,33 @@ fn registry_down_keeps_serving_the_old_artifact_and_recovers() {
     proxy.resume();
     wait_ready(&k, "down", "True", Some("Succeeded"));
     assert_eq!(jsonpath(&k, "down", "{.status.artifact.digest}"), digest);
+
+    // Events go to the log: the new artifact, the failure, the recovery.
+    let log = strip_ansi(&server.log());
+    let events: Vec<&str> = log.lines().filter(|l| l.contains(" event: ")).collect();
+    let has = |reason: &str, text: &str| {
+        events
+            .iter()
+            .any(|l| l.contains(reason) && l.contains(text))
+    };
+    assert!(
+        has(
+            "NewArtifact",
+            &format!("stored artifact with revision 'v1@")
+        ),
+        "{events:#?}"
+    );
+    assert!(
+        has(
+            "OCIArtifactPullFailed",
+            "failed to determine artifact digest"
+        ),
+        "{events:#?}"
+    );
+    assert!(
+        has("Succeeded", "stored artifact with revision"),
+        "{events:#?}"
+    );
 }
 
 #[test]
@@ -135,4 +162,22 @@ fn kill_9_in_the_middle_of_reconciles_then_restart() {
         .map(|f| f.path())
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// The log without terminal colour escapes (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
