@@ -83,10 +83,7 @@ fn registry_down_keeps_serving_the_old_artifact_and_recovers() {
             .any(|l| l.contains(reason) && l.contains(text))
     };
     assert!(
-        has(
-            "NewArtifact",
-            &format!("stored artifact with revision 'v1@")
-        ),
+        has("NewArtifact", "stored artifact with revision 'v1@"),
         "{events:#?}"
     );
     assert!(
