@@ -214,7 +214,7 @@ impl Controller {
                         .next_delay();
                     tracing::warn!(
                         reason = error.metric_label(),
-                        %error,
+                        error = %fetch::chain(&error),
                         retry_in_ms = delay.as_millis() as u64,
                         "reconcile failed"
                     );

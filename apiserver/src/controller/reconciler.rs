@@ -96,7 +96,7 @@ pub enum Error {
         message: String,
     },
     /// Reading or writing the object failed.
-    #[error("storage: {0}")]
+    #[error("reading or writing the object")]
     Storage(#[from] storage::Error),
     /// A blocking task panicked.
     #[error("blocking task failed: {0}")]
