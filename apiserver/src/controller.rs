@@ -8,8 +8,9 @@
 //! `metadata.generation` changes, when `reconcile.fluxcd.io/requestedAt` changes, or when it
 //! starts being deleted; status-only writes (including the controller's own) never trigger.
 //!
-//! Not here: HelmChart reconciliation, keyless and notation verification (they stall with a
-//! clear message; cosign with public keys is verified), cloud provider logins (in-cluster mode).
+//! Not here: HelmChart reconciliation, notation and keyless verification without a
+//! `trustedRootSecretRef` (they stall with a clear message; cosign with public keys, and keyless
+//! against a trusted root Secret, are verified), cloud provider logins (in-cluster mode).
 
 pub mod backoff;
 mod credentials;

@@ -340,3 +340,91 @@ fn proxy_secret_ref_sends_registry_traffic_through_the_proxy() {
         "{seen:?}"
     );
 }
+
+/// Keyless: a bundle made by the independent Python test Sigstore (`test_support::sigstore`)
+/// verifies against the trusted root from `trustedRootSecretRef` for the right identity, and
+/// a wrong issuer or subject is refused before anything is pulled.
+#[test]
+fn keyless_signatures_are_verified_against_the_trusted_root_and_identity() {
+    let registry = RegistryBuilder::new().start();
+    let url = registry.oci_url("keyless/app");
+    let digest = push(
+        &format!("{url}:v1"),
+        &testdata("podinfo-kustomize"),
+        &["--insecure-registry"],
+    );
+    let sigstore = tempfile::tempdir().unwrap();
+    let repository = url
+        .trim_start_matches("oci://")
+        .split_once('/')
+        .unwrap()
+        .1
+        .to_owned();
+    test_support::sigstore::run(
+        sigstore.path(),
+        &[
+            registry.host(),
+            sigstore.path().to_str().unwrap(),
+            &repository,
+            &digest,
+            "good",
+        ],
+    );
+    let secrets = tempfile::tempdir().unwrap();
+    write_secret(
+        secrets.path(),
+        "sigstore-root",
+        &[(
+            "trusted_root.json",
+            &std::fs::read(sigstore.path().join("trusted_root.json")).unwrap(),
+        )],
+    );
+    let server = server(secrets.path());
+    let k = Kubectl::new(None, &server.kubeconfig());
+    let object = |name: &str, issuer: &str, subject: &str| {
+        oci_repository(
+            "v1",
+            name,
+            &format!(
+                "  interval: 2s\n  url: {url}\n  insecure: true\n  ref:\n    tag: v1\n  verify:\n    provider: cosign\n    trustedRootSecretRef:\n      name: sigstore-root\n    matchOIDCIdentity:\n    - issuer: '{issuer}'\n      subject: '{subject}'\n"
+            ),
+        )
+    };
+    let issuer = r"^https://token\.actions\.githubusercontent\.com$";
+    apply(
+        &k,
+        &object("right", issuer, r"^https://github\.com/org/app/"),
+    );
+    apply(
+        &k,
+        &object("wrong-subject", issuer, r"^https://github\.com/other/"),
+    );
+    apply(
+        &k,
+        &object("wrong-issuer", r"^https://accounts\.google\.com$", ".*"),
+    );
+
+    wait_ready(&k, "right", "True", Some("Succeeded"));
+    assert_eq!(
+        jsonpath(
+            &k,
+            "right",
+            "{.status.conditions[?(@.type==\"SourceVerified\")].status}"
+        ),
+        "True"
+    );
+    for name in ["wrong-subject", "wrong-issuer"] {
+        let message = wait_ready(&k, name, "False", Some("VerificationError"));
+        assert!(
+            message.starts_with(
+                "failed to verify the signature using provider 'cosign': signer identity mismatch"
+            ),
+            "{name}: {message}"
+        );
+        assert_eq!(
+            jsonpath(&k, name, "{.status.artifact}"),
+            "",
+            "{name}: nothing pulled"
+        );
+    }
+}

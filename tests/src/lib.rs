@@ -8,4 +8,5 @@ pub mod kubectl;
 pub mod pki;
 pub mod registry;
 pub mod server;
+pub mod sigstore;
 pub mod tools;

@@ -204,6 +204,26 @@ impl ClientCache {
     }
 }
 
+/// The Sigstore trusted root in `trusted_root.json` of `spec.verify.trustedRootSecretRef`.
+/// Blocking (Secret files).
+pub(crate) fn trusted_root(
+    secrets: &SecretStore,
+    namespace: &str,
+    name: &str,
+) -> Result<registry::cosign::TrustedRoot, String> {
+    let secret = load_secret(secrets, namespace, name)?;
+    let json = secret
+        .data
+        .get("trusted_root.json")
+        .ok_or_else(|| format!("secret '{namespace}/{name}' has no 'trusted_root.json' entry"))?;
+    registry::cosign::TrustedRoot::from_json(json).map_err(|e| {
+        format!(
+            "invalid trusted_root.json in secret '{namespace}/{name}': {}",
+            chain(&e)
+        )
+    })
+}
+
 /// The cosign public keys of `spec.verify.secretRef`: every `*.pub` entry, in key order (Flux
 /// iterates a map, in random order). Blocking (Secret files).
 pub(crate) fn cosign_keys(

@@ -59,16 +59,26 @@ impl Reconciler {
                 ));
             }
             Some(v) => match &v.secret_ref {
-                Some(r) if !r.name.is_empty() => Some(r.name.clone()),
-                _ => {
-                    return Err((
-                        Failure::stalled(
-                            reasons::VERIFICATION_ERROR,
-                            "keyless cosign verification (spec.verify without secretRef) is not supported by this build: set spec.verify.secretRef to a Secret with cosign public keys (*.pub)".to_owned(),
-                        ),
-                        None,
-                    ));
-                }
+                Some(r) if !r.name.is_empty() => Some(Verification::Keys(r.name.clone())),
+                _ => match v
+                    .trusted_root_secret_ref
+                    .as_ref()
+                    .filter(|r| !r.name.is_empty())
+                {
+                    Some(root) => Some(Verification::Keyless {
+                        trusted_root_secret: root.name.clone(),
+                        identities: v.match_oidc_identity.clone().unwrap_or_default(),
+                    }),
+                    None => {
+                        return Err((
+                            Failure::stalled(
+                                reasons::VERIFICATION_ERROR,
+                                "keyless cosign verification needs a Sigstore trusted root and this build embeds none (it would have to be fetched from the public-good TUF repository): set spec.verify.trustedRootSecretRef to a Secret with trusted_root.json, or spec.verify.secretRef to a Secret with cosign public keys (*.pub)".to_owned(),
+                            ),
+                            None,
+                        ));
+                    }
+                },
             },
         };
         let repo = fetch::repository(&spec.url).map_err(|f| (f, None))?;
@@ -90,7 +100,7 @@ impl Reconciler {
             let resolved = fetch::resolve(&client, &repo, obj)
                 .await
                 .map_err(|f| (f, None))?;
-            if let Some(secret) = verify_secret {
+            if let Some(verification) = verify_secret {
                 let generation = obj.metadata.generation;
                 let current = conditions::get(&status.conditions, types::SOURCE_VERIFIED);
                 let needed = !status
@@ -100,7 +110,7 @@ impl Reconciler {
                     || current
                         .is_none_or(|c| c.status != "True" || c.observed_generation != generation);
                 if needed {
-                    self.verify(&client, &repo, &resolved, object, &secret)
+                    self.verify(&client, &repo, &resolved, object, verification)
                         .await
                         .map_err(|f| (f, Some(resolved.revision.clone())))?;
                     *verified = Some(resolved.revision.clone());
@@ -148,38 +158,91 @@ impl Reconciler {
         }
     }
 
-    /// Checks the cosign signature of the resolved digest with the `*.pub` keys of the
-    /// verification Secret, before anything is pulled.
+    /// Checks the cosign signature of the resolved digest, before anything is pulled: with the
+    /// `*.pub` keys of the verification Secret, or keyless against the trusted root of
+    /// `trustedRootSecretRef` and the `matchOIDCIdentity` pairs (none: any identity, as Flux).
     async fn verify(
         &self,
         client: &registry::Client,
         repo: &registry::Reference,
         resolved: &fetch::Resolved,
         object: &ObjectRef,
-        secret: &str,
+        verification: Verification,
     ) -> Result<(), Failure> {
         let failed = |m: String| Failure {
             kind: FailureKind::Verify,
             reason: reasons::VERIFICATION_ERROR,
             message: format!("failed to verify the signature using provider 'cosign': {m}"),
         };
-        let (secrets, ns, name) = (
-            self.secrets.clone(),
-            object.namespace.clone(),
-            secret.to_owned(),
-        );
-        let keys = blocking(move || credentials::cosign_keys(&secrets, &ns, &name))
-            .await
-            .map_err(|e| failed(e.to_string()))?
-            .map_err(failed)?;
         let digest = resolved
             .pull
             .digest
             .clone()
             .expect("resolved references carry a digest");
-        registry::cosign::verify(client, repo, &digest, &keys)
-            .await
-            .map_err(|e| failed(fetch::chain(&e)))?;
+        let (secrets, ns) = (self.secrets.clone(), object.namespace.clone());
+        match verification {
+            Verification::Keys(name) => {
+                let keys = blocking(move || credentials::cosign_keys(&secrets, &ns, &name))
+                    .await
+                    .map_err(|e| failed(e.to_string()))?
+                    .map_err(failed)?;
+                registry::cosign::verify(client, repo, &digest, &keys)
+                    .await
+                    .map_err(|e| failed(fetch::chain(&e)))?;
+            }
+            Verification::Keyless {
+                trusted_root_secret,
+                identities,
+            } => {
+                let root = blocking(move || {
+                    credentials::trusted_root(&secrets, &ns, &trusted_root_secret)
+                })
+                .await
+                .map_err(|e| failed(e.to_string()))?
+                .map_err(failed)?;
+                let identities = keyless_identities(&identities).map_err(failed)?;
+                registry::cosign::verify_keyless(client, repo, &digest, &root, &identities)
+                    .await
+                    .map_err(|e| failed(fetch::chain(&e)))?;
+            }
+        }
         Ok(())
     }
+}
+
+/// How `spec.verify` (provider cosign) checks signatures.
+#[derive(Debug, Clone)]
+pub(crate) enum Verification {
+    /// The `*.pub` keys of this Secret.
+    Keys(String),
+    /// Keyless: the trusted root in this Secret's `trusted_root.json`, and the accepted
+    /// issuer/subject pairs.
+    Keyless {
+        trusted_root_secret: String,
+        identities: Vec<openapi::v1::OIDCIdentityMatch>,
+    },
+}
+
+/// `matchOIDCIdentity` as regular expressions; none means any identity (Flux's `.*`/`.*`).
+fn keyless_identities(
+    matches: &[openapi::v1::OIDCIdentityMatch],
+) -> Result<Vec<registry::cosign::Identity>, String> {
+    let compile = |what: &str, re: &str| {
+        regex::Regex::new(re).map_err(|e| format!("invalid matchOIDCIdentity {what} '{re}': {e}"))
+    };
+    if matches.is_empty() {
+        return Ok(vec![registry::cosign::Identity {
+            issuer: compile("issuer", ".*")?,
+            subject: compile("subject", ".*")?,
+        }]);
+    }
+    matches
+        .iter()
+        .map(|m| {
+            Ok(registry::cosign::Identity {
+                issuer: compile("issuer", &m.issuer)?,
+                subject: compile("subject", &m.subject)?,
+            })
+        })
+        .collect()
 }
