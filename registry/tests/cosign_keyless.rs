@@ -4,7 +4,6 @@
 //! bundles with signed entry timestamps, and `trusted_root.json`; the bundles are attached as
 //! referrers in the real registry (referrers tag fallback: distribution 2.8 has no API).
 
-
 use bytes::Bytes;
 use regex::Regex;
 use registry::client::{Client, ClientConfig};

@@ -494,52 +494,35 @@ impl Reconciler {
                         status.observed_generation = Some(generation);
                         result = Ok(Action::AwaitChange);
                     }
-                    FailureKind::Verify => {
-                        conditions::mark_false(
-                            c,
-                            types::SOURCE_VERIFIED,
-                            failure.reason,
-                            &failure.message,
-                            g,
-                            ts.clone(),
-                        );
-                        conditions::mark_true(
-                            c,
-                            types::RECONCILING,
-                            reasons::PROGRESSING_WITH_RETRY,
-                            &reconciling,
-                            g,
-                            ts.clone(),
-                        );
-                        conditions::mark_false(
-                            c,
-                            types::READY,
-                            failure.reason,
-                            &failure.message,
-                            g,
-                            ts.clone(),
-                        );
-                        result = Err(Error::Failed {
-                            reason: failure.reason,
-                            message: failure.message,
-                        });
-                    }
-                    FailureKind::Fetch | FailureKind::Storage => {
-                        let t = if failure.kind == FailureKind::Fetch {
-                            conditions::delete(c, types::STORAGE_OPERATION_FAILED);
-                            types::FETCH_FAILED
+                    kind => {
+                        // Retried with backoff: the failing step's condition, then Reconciling
+                        // (ProgressingWithRetry) and Ready=False, as Flux.
+                        if kind == FailureKind::Verify {
+                            conditions::mark_false(
+                                c,
+                                types::SOURCE_VERIFIED,
+                                failure.reason,
+                                &failure.message,
+                                g,
+                                ts.clone(),
+                            );
                         } else {
-                            types::STORAGE_OPERATION_FAILED
-                        };
-                        conditions::delete(c, types::STALLED);
-                        conditions::mark_true(
-                            c,
-                            t,
-                            failure.reason,
-                            &failure.message,
-                            g,
-                            ts.clone(),
-                        );
+                            let t = if kind == FailureKind::Fetch {
+                                conditions::delete(c, types::STORAGE_OPERATION_FAILED);
+                                types::FETCH_FAILED
+                            } else {
+                                types::STORAGE_OPERATION_FAILED
+                            };
+                            conditions::delete(c, types::STALLED);
+                            conditions::mark_true(
+                                c,
+                                t,
+                                failure.reason,
+                                &failure.message,
+                                g,
+                                ts.clone(),
+                            );
+                        }
                         conditions::mark_true(
                             c,
                             types::RECONCILING,
