@@ -428,3 +428,89 @@ fn keyless_signatures_are_verified_against_the_trusted_root_and_identity() {
         );
     }
 }
+
+/// A tag moved to an unsigned artifact is refused and never replaces the verified artifact that
+/// is being served.
+#[test]
+fn a_tag_moved_to_an_unsigned_artifact_never_replaces_the_verified_one() {
+    let registry = RegistryBuilder::new().start();
+    let url = registry.oci_url("moving/app");
+    let keys = tempfile::tempdir().unwrap();
+    let prefix = keys.path().join("cosign");
+    sourcectl_with_password(&[
+        "generate",
+        "key-pair",
+        "--output-key-prefix",
+        prefix.to_str().unwrap(),
+    ]);
+    let src = testdata("podinfo-kustomize");
+    sourcectl_with_password(&[
+        "push",
+        "artifact",
+        &format!("{url}:stable"),
+        "--path",
+        src.to_str().unwrap(),
+        "--source",
+        "s",
+        "--revision",
+        "r1",
+        "--insecure-registry",
+        "--sign-key",
+        keys.path().join("cosign.key").to_str().unwrap(),
+    ]);
+    let secrets = tempfile::tempdir().unwrap();
+    write_secret(
+        secrets.path(),
+        "cosign-keys",
+        &[(
+            "cosign.pub",
+            &std::fs::read(keys.path().join("cosign.pub")).unwrap(),
+        )],
+    );
+    let server = server(secrets.path());
+    let k = Kubectl::new(None, &server.kubeconfig());
+    apply(
+        &k,
+        &oci_repository(
+            "v1",
+            "moving",
+            &format!(
+                "  interval: 1s\n  url: {url}\n  insecure: true\n  ref:\n    tag: stable\n  verify:\n    provider: cosign\n    secretRef:\n      name: cosign-keys\n"
+            ),
+        ),
+    );
+    wait_ready(&k, "moving", "True", Some("Succeeded"));
+    let verified_digest = jsonpath(&k, "moving", "{.status.artifact.digest}");
+    let verified_bytes = download(&k, "v1", "moving");
+    assert_eq!(sha256(&verified_bytes), verified_digest);
+
+    // Move the tag to different, unsigned content.
+    let changed = tempfile::tempdir().unwrap();
+    test_support::e2e::copy_tree(&src, changed.path());
+    std::fs::write(changed.path().join("extra.yaml"), "kind: ConfigMap\n").unwrap();
+    let unsigned = push(
+        &format!("{url}:stable"),
+        changed.path(),
+        &["--insecure-registry"],
+    );
+    let message = wait_ready(&k, "moving", "False", Some("VerificationError"));
+    assert!(message.contains("no signatures found"), "{message}");
+    assert!(
+        message.contains(&unsigned),
+        "names the new digest: {message}"
+    );
+    // The verified artifact is still the one served.
+    assert_eq!(
+        jsonpath(&k, "moving", "{.status.artifact.digest}"),
+        verified_digest
+    );
+    assert_eq!(download(&k, "v1", "moving"), verified_bytes);
+    assert_eq!(
+        jsonpath(
+            &k,
+            "moving",
+            "{.status.conditions[?(@.type==\"SourceVerified\")].status}"
+        ),
+        "False"
+    );
+}
