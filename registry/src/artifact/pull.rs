@@ -79,35 +79,15 @@ pub async fn pull(
         .ok_or_else(|| Error::NoLayers {
             reference: reference.to_string(),
         })?;
-    let pull_err = |source| Error::PullLayer {
-        reference: reference.to_string(),
-        digest: layer.digest.clone(),
-        source: Box::new(source),
-    };
-    let stream = client
-        .get_blob(&reference, &layer)
-        .await
-        .map_err(pull_err)?;
-    let mut reader = pump(stream, options.progress);
     let (dest, limits) = (dest.to_path_buf(), options.limits);
-    let (mut reader, result) = tokio::task::spawn_blocking(move || {
-        let result = extract::extract(&mut reader, &dest, &limits);
-        if result.is_ok() {
-            // Let the stream reach its end so its digest check runs.
-            let _ = reader.drain();
-        }
-        (reader, result)
-    })
-    .await
-    .map_err(join_error)?;
-    if let Some(source) = reader.take_error() {
-        return Err(pull_err(source));
-    }
-    let extracted = result.map_err(|source| Error::Extract {
-        reference: reference.to_string(),
-        digest: layer.digest.clone(),
-        source,
-    })?;
+    let extracted = consume_layer(
+        client,
+        &reference,
+        &layer,
+        options.progress,
+        move |reader| extract::extract(reader, &dest, &limits),
+    )
+    .await?;
     Ok(Pulled {
         source: annotation(&manifest, ANNOTATION_SOURCE),
         revision: annotation(&manifest, ANNOTATION_REVISION),
@@ -367,19 +347,37 @@ pub async fn diff(
         .ok_or_else(|| Error::NoLayers {
             reference: reference.to_string(),
         })?;
+    let remote = consume_layer(client, &reference, &layer, None, move |reader| {
+        index_archive(reader, &limits)
+    })
+    .await?;
+    let local = local.await.map_err(join_error)??;
+    Ok(DiffReport::between(&local, &remote))
+}
+
+/// Streams `layer` (digest and size verified while reading) into `consume`, which runs on the
+/// blocking pool. After `consume` succeeds the stream is read to its end so the digest check
+/// runs; a transfer or digest failure wins over what `consume` saw, since it explains it.
+///
+/// # Errors
+/// [`Error::PullLayer`] when the download or its verification fails, [`Error::Extract`] when
+/// `consume` refuses the content.
+async fn consume_layer<T: Send + 'static>(
+    client: &Client,
+    reference: &Reference,
+    layer: &Descriptor,
+    progress: Option<ProgressFn>,
+    consume: impl FnOnce(&mut BlobReader) -> Result<T, extract::Error> + Send + 'static,
+) -> Result<T, Error> {
     let pull_err = |source| Error::PullLayer {
         reference: reference.to_string(),
         digest: layer.digest.clone(),
         source: Box::new(source),
     };
-    let stream = client
-        .get_blob(&reference, &layer)
-        .await
-        .map_err(pull_err)?;
-    let reader = pump(stream, None);
-    let (mut reader, remote): (BlobReader, _) = tokio::task::spawn_blocking(move || {
-        let mut reader = reader;
-        let result = index_archive(&mut reader, &limits);
+    let stream = client.get_blob(reference, layer).await.map_err(pull_err)?;
+    let mut reader = pump(stream, progress);
+    let (mut reader, result) = tokio::task::spawn_blocking(move || {
+        let result = consume(&mut reader);
         if result.is_ok() {
             let _ = reader.drain();
         }
@@ -390,13 +388,11 @@ pub async fn diff(
     if let Some(source) = reader.take_error() {
         return Err(pull_err(source));
     }
-    let remote = remote.map_err(|source| Error::Extract {
+    result.map_err(|source| Error::Extract {
         reference: reference.to_string(),
         digest: layer.digest.clone(),
         source,
-    })?;
-    let local = local.await.map_err(join_error)??;
-    Ok(DiffReport::between(&local, &remote))
+    })
 }
 
 #[cfg(test)]
