@@ -199,10 +199,9 @@ fn sourcectl_with_password(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn cosign_signatures_are_verified_before_pulling() {
-    let registry = RegistryBuilder::new().start();
-    let url = registry.oci_url("signed/app");
+/// Generates a cosign key pair in a new directory and pushes `src` to `url` signed with it;
+/// returns the directory (`cosign.key`, `cosign.pub`).
+fn push_signed(url: &str, src: &Path) -> tempfile::TempDir {
     let keys = tempfile::tempdir().unwrap();
     let prefix = keys.path().join("cosign");
     sourcectl_with_password(&[
@@ -211,11 +210,10 @@ fn cosign_signatures_are_verified_before_pulling() {
         "--output-key-prefix",
         prefix.to_str().unwrap(),
     ]);
-    let src = testdata("podinfo-kustomize");
     sourcectl_with_password(&[
         "push",
         "artifact",
-        &format!("{url}:signed"),
+        url,
         "--path",
         src.to_str().unwrap(),
         "--source",
@@ -226,6 +224,15 @@ fn cosign_signatures_are_verified_before_pulling() {
         "--sign-key",
         keys.path().join("cosign.key").to_str().unwrap(),
     ]);
+    keys
+}
+
+#[test]
+fn cosign_signatures_are_verified_before_pulling() {
+    let registry = RegistryBuilder::new().start();
+    let url = registry.oci_url("signed/app");
+    let src = testdata("podinfo-kustomize");
+    let keys = push_signed(&format!("{url}:signed"), &src);
     push(&format!("{url}:unsigned"), &src, &["--insecure-registry"]);
     let secrets = tempfile::tempdir().unwrap();
     write_secret(
@@ -435,29 +442,8 @@ fn keyless_signatures_are_verified_against_the_trusted_root_and_identity() {
 fn a_tag_moved_to_an_unsigned_artifact_never_replaces_the_verified_one() {
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("moving/app");
-    let keys = tempfile::tempdir().unwrap();
-    let prefix = keys.path().join("cosign");
-    sourcectl_with_password(&[
-        "generate",
-        "key-pair",
-        "--output-key-prefix",
-        prefix.to_str().unwrap(),
-    ]);
     let src = testdata("podinfo-kustomize");
-    sourcectl_with_password(&[
-        "push",
-        "artifact",
-        &format!("{url}:stable"),
-        "--path",
-        src.to_str().unwrap(),
-        "--source",
-        "s",
-        "--revision",
-        "r1",
-        "--insecure-registry",
-        "--sign-key",
-        keys.path().join("cosign.key").to_str().unwrap(),
-    ]);
+    let keys = push_signed(&format!("{url}:stable"), &src);
     let secrets = tempfile::tempdir().unwrap();
     write_secret(
         secrets.path(),
