@@ -4,12 +4,13 @@
 //! bundles with signed entry timestamps, and `trusted_root.json`; the bundles are attached as
 //! referrers in the real registry (referrers tag fallback: distribution 2.8 has no API).
 
-use bytes::Bytes;
+mod common;
+
+use common::push_artifact;
 use regex::Regex;
+use registry::Reference;
 use registry::client::{Client, ClientConfig};
 use registry::cosign::{self, Identity, SignatureSource, TrustedRoot, VerifyError};
-use registry::manifest::{Descriptor, ImageManifest, media_types};
-use registry::{Digest, Reference};
 use test_support::registry::RegistryBuilder;
 
 fn client() -> Client {
@@ -18,38 +19,6 @@ fn client() -> Client {
         ..ClientConfig::default()
     })
     .unwrap()
-}
-
-async fn push_artifact(client: &Client, r: &Reference, content: &[u8]) -> Digest {
-    let config = client
-        .push_blob_bytes(r, Bytes::from_static(b"{}"))
-        .await
-        .unwrap();
-    let layer = client
-        .push_blob_bytes(r, Bytes::copy_from_slice(content))
-        .await
-        .unwrap();
-    let manifest = ImageManifest {
-        schema_version: 2,
-        media_type: Some(media_types::OCI_MANIFEST.into()),
-        artifact_type: None,
-        config: Descriptor::new(media_types::FLUX_CONFIG, config.digest, config.size),
-        layers: vec![Descriptor::new(
-            media_types::FLUX_CONTENT,
-            layer.digest,
-            layer.size,
-        )],
-        subject: None,
-        annotations: None,
-    };
-    client
-        .push_manifest(
-            r,
-            media_types::OCI_MANIFEST,
-            Bytes::from(serde_json::to_vec(&manifest).unwrap()),
-        )
-        .await
-        .unwrap()
 }
 
 fn identity(issuer: &str, subject: &str) -> Identity {

@@ -2,15 +2,18 @@
 //! several keys, each refusal with its own reason, and signatures written by an independent
 //! Python implementation of cosign's formats (`.sig` tag and a v3 DSSE bundle referrer).
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
+use common::push_artifact;
 use registry::client::{Client, ClientConfig};
 use registry::cosign::{self, PrivateKey, PublicKey, SignatureSource, VerifyError};
-use registry::manifest::{Descriptor, ImageManifest, Manifest, media_types};
+use registry::manifest::{ImageManifest, Manifest, media_types};
 use registry::{Digest, Reference};
 use test_support::registry::{Registry, RegistryBuilder};
 
@@ -24,39 +27,6 @@ fn client() -> Client {
 
 fn reference(reg: &Registry, repo_tag: &str) -> Reference {
     format!("{}/{repo_tag}", reg.host()).parse().unwrap()
-}
-
-/// Pushes a one-layer Flux-like artifact under `r`'s tag; returns its manifest digest.
-async fn push_artifact(client: &Client, r: &Reference, content: &[u8]) -> Digest {
-    let config = client
-        .push_blob_bytes(r, Bytes::from_static(b"{}"))
-        .await
-        .unwrap();
-    let layer = client
-        .push_blob_bytes(r, Bytes::copy_from_slice(content))
-        .await
-        .unwrap();
-    let manifest = ImageManifest {
-        schema_version: 2,
-        media_type: Some(media_types::OCI_MANIFEST.into()),
-        artifact_type: None,
-        config: Descriptor::new(media_types::FLUX_CONFIG, config.digest, config.size),
-        layers: vec![Descriptor::new(
-            media_types::FLUX_CONTENT,
-            layer.digest,
-            layer.size,
-        )],
-        subject: None,
-        annotations: None,
-    };
-    client
-        .push_manifest(
-            r,
-            media_types::OCI_MANIFEST,
-            Bytes::from(serde_json::to_vec(&manifest).unwrap()),
-        )
-        .await
-        .unwrap()
 }
 
 fn public(key: &PrivateKey) -> PublicKey {
