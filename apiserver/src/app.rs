@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{
-    Authenticator, AuthenticatorChain, CertificateAuthenticator, MastersAuthorizer,
+    AuthenticatorChain, CertificateAuthenticator, MastersAuthorizer, RequestAuthenticator,
     TokenFileAuthenticator,
 };
 use crate::config::Config;
@@ -20,8 +20,9 @@ use crate::controller::{
     ArtifactUrls, Controller, ExponentialBackoff, LogRecorder, Reconciler, ReconcilerConfig,
     SecretStore,
 };
-use crate::discovery::Documents;
-use crate::router::{AppState, router};
+use crate::http::router::router;
+use crate::http::state::AppState;
+use crate::rest::discovery::Documents;
 use storage::ArtifactStore;
 
 /// A failure to start.
@@ -37,7 +38,7 @@ pub enum Error {
     },
     /// Creating or reading the certificates failed.
     #[error("standalone bootstrap")]
-    Bootstrap(#[from] crate::pki::Error),
+    Bootstrap(#[from] crate::auth::pki::Error),
     /// The TLS configuration was refused by OpenSSL.
     #[error("configuring TLS")]
     Tls(#[source] openssl::error::ErrorStack),
@@ -106,9 +107,10 @@ impl App {
         })?;
         let data_dir = config.data_dir.clone();
         let sans = config.tls_sans.clone();
-        let bootstrap = tokio::task::spawn_blocking(move || crate::pki::ensure(&data_dir, &sans))
-            .await
-            .expect("bootstrap task panicked")?;
+        let bootstrap =
+            tokio::task::spawn_blocking(move || crate::auth::pki::ensure(&data_dir, &sans))
+                .await
+                .expect("bootstrap task panicked")?;
         let (cert, key) = config.serving_cert.clone().unwrap_or_else(|| {
             (
                 bootstrap.serving.cert.clone(),
@@ -119,9 +121,10 @@ impl App {
             .client_ca_file
             .clone()
             .unwrap_or_else(|| bootstrap.ca_cert.clone());
-        let acceptor = crate::listener::acceptor(&cert, &key, &client_ca).map_err(Error::Tls)?;
+        let acceptor =
+            crate::http::listener::acceptor(&cert, &key, &client_ca).map_err(Error::Tls)?;
 
-        let mut authenticators: Vec<Box<dyn Authenticator>> =
+        let mut authenticators: Vec<Box<dyn RequestAuthenticator>> =
             vec![Box::new(CertificateAuthenticator)];
         if let Some(path) = &config.token_auth_file {
             authenticators.push(Box::new(
@@ -148,7 +151,8 @@ impl App {
             addr: config.listen,
             source,
         })?;
-        let kubeconfig = crate::pki::write_kubeconfig(&config.data_dir, &bootstrap, local_addr)?;
+        let kubeconfig =
+            crate::auth::pki::write_kubeconfig(&config.data_dir, &bootstrap, local_addr)?;
 
         let data_dir = config.data_dir.clone();
         let artifacts = tokio::task::spawn_blocking(move || ArtifactStore::open(&data_dir))
@@ -237,7 +241,7 @@ impl App {
         let shutdown = self.state.shutdown.clone();
         self.controller.spawn(&self.tracker, shutdown.child_token());
         if let Some((listener, store)) = self.artifact_listener.take() {
-            self.tracker.spawn(crate::artifact_server::serve(
+            self.tracker.spawn(crate::artifacts::artifact_server::serve(
                 listener,
                 store,
                 shutdown.child_token(),
@@ -250,7 +254,7 @@ impl App {
             "serving"
         );
         let app = router(self.state.clone());
-        crate::listener::serve(
+        crate::http::listener::serve(
             self.listener,
             self.acceptor,
             app,

@@ -3,29 +3,28 @@
 //! HTTPS, with objects in SQLite (the `storage` crate) and the API's types, defaulting,
 //! validation, conversion and documents from the `openapi` crate.
 //!
-//! This crate owns HTTP: TLS and the listener ([`listener`]), authentication and authorisation
-//! ([`auth`]), request attributes ([`request`]), content negotiation ([`negotiate`]), discovery
-//! and OpenAPI endpoints ([`discovery`]), the REST semantics ([`rest`]), field ownership and
-//! server-side apply ([`managed_fields`]), the standalone bootstrap ([`pki`]) and the process
-//! lifecycle ([`app`]). It does not own the API types (`openapi`) or persistence (`storage`).
+//! The modules follow a request's path: [`http`] (TLS listener, router and its layers, request
+//! timeout, request info, content negotiation, errors, shared state) → [`auth`] (authentication,
+//! authorisation, the standalone PKI) → [`rest`] (the REST handlers and their one write pipeline
+//! with admission, field ownership, discovery and OpenAPI documents) → the `storage` crate.
+//! [`artifacts`] serves stored artifact files, [`controller`] reconciles objects, [`config`] and
+//! [`app`] make and run the process. It does not own the API types (`openapi`) or persistence
+//! (`storage`).
 #![deny(missing_docs)]
 
 pub mod app;
-pub mod artifact_server;
+pub mod artifacts;
 pub mod auth;
 pub mod config;
 pub mod controller;
-pub mod discovery;
-pub mod error;
-pub mod listener;
-pub mod managed_fields;
-pub mod negotiate;
-pub mod openapi_protobuf;
-pub mod pki;
-pub mod request;
+pub mod http;
 pub mod rest;
-pub mod router;
 
 pub use app::App;
 pub use config::{Config, Flags};
-pub use error::ApiError;
+pub use http::error::ApiError;
+
+// The paths of the flat layout, kept for callers (tests, benches).
+pub use auth::pki;
+pub use http::router;
+pub use rest::discovery;

@@ -1,14 +1,26 @@
 //! REST semantics for our resources (reference: aggregated-apiserver.md §3): get, list, watch,
 //! create, update, patch, delete, deletecollection, the `status` subresource and the `artifact`
-//! subresource. Every request body goes decode → convert to v1 → default → validate → storage;
-//! every response goes storage → convert to the requested version → requested shape.
+//! subresource; plus the documents beside them (discovery, OpenAPI) and field ownership.
+//!
+//! Reads go storage → convert to the requested version → requested shape ([`render`]). Every
+//! write goes through one pipeline ([`pipeline`]): decode → convert → default → admit
+//! ([`admission`]) → validate → managed fields ([`managed_fields`]) → storage → render; the
+//! handlers ([`write`] for create, update and delete, [`patch`] for patch and apply) only say
+//! how the object to write is made from the body.
 
+pub mod admission;
+pub mod discovery;
+pub mod managed_fields;
+pub mod openapi_protobuf;
 mod options;
 mod patch;
+mod pipeline;
 mod read;
 pub mod render;
 mod watch;
 mod write;
+
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::response::Response;
@@ -16,10 +28,12 @@ use http::Request;
 
 use openapi::{ResourceInfo, Version};
 
-use crate::error::ApiError;
-use crate::negotiate::{self, Shape};
-use crate::request::RequestInfo;
-use crate::router::AppState;
+use crate::auth::UserInfo;
+use crate::http::error::ApiError;
+use crate::http::negotiate::{self, Shape};
+use crate::http::request_info::{RequestInfo, Verb};
+use crate::http::state::AppState;
+use crate::rest::admission::Admission;
 
 pub(crate) use options::Options;
 use render::Renderer;
@@ -31,6 +45,8 @@ pub(crate) const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 #[derive(Debug)]
 pub(crate) struct Call {
     pub(crate) state: AppState,
+    pub(crate) admission: Arc<dyn Admission>,
+    pub(crate) user: UserInfo,
     pub(crate) info: RequestInfo,
     pub(crate) resource: &'static ResourceInfo,
     pub(crate) version: Version,
@@ -59,12 +75,53 @@ impl Call {
         }
     }
 
+    /// The storage key of the object called `name` in the request's namespace (405 when the
+    /// request names no namespace).
+    pub(crate) fn key_of(&self, name: &str) -> Result<storage::ObjectKey, ApiError> {
+        match &self.info.namespace {
+            Some(namespace) => Ok(storage::ObjectKey {
+                resource: self.resource_key(),
+                namespace: namespace.clone(),
+                name: name.to_owned(),
+            }),
+            None => Err(ApiError::no_route()),
+        }
+    }
+
+    /// The name in the path (empty for collections).
     pub(crate) fn name(&self) -> &str {
         self.info.name.as_deref().unwrap_or("")
     }
 
+    /// A storage failure about the object in the path, as the client sees it.
     pub(crate) fn storage_error(&self, err: storage::Error) -> ApiError {
-        crate::error::from_storage(self.resource, self.name(), err)
+        self.storage_error_for(self.name(), err)
+    }
+
+    /// A storage failure about the object called `name`, as the client sees it.
+    pub(crate) fn storage_error_for(&self, name: &str, err: storage::Error) -> ApiError {
+        crate::http::error::from_storage(self.resource, name, err)
+    }
+
+    /// What admission is told about this request's write.
+    pub(crate) fn attributes<'a>(
+        &'a self,
+        operation: admission::Operation,
+        name: Option<&'a str>,
+        object: Option<&'a serde_json::Value>,
+        old_object: Option<&'a serde_json::Value>,
+    ) -> admission::Attributes<'a> {
+        admission::Attributes {
+            operation,
+            resource: self.resource.plural,
+            subresource: self.info.subresource.as_deref(),
+            namespace: self.info.namespace.as_deref(),
+            name,
+            object,
+            old_object,
+            user: &self.user,
+            dry_run: self.options.dry_run,
+        }
     }
 }
 
@@ -74,6 +131,8 @@ impl Call {
 /// Any [`ApiError`]; the router renders it as a `Status`.
 pub async fn handle(
     state: AppState,
+    admission: Arc<dyn Admission>,
+    user: UserInfo,
     info: RequestInfo,
     request: Request<Body>,
 ) -> Result<Response, ApiError> {
@@ -99,13 +158,20 @@ pub async fn handle(
         Some("artifact") if resource.has_artifact => {}
         _ => return Err(ApiError::no_route()),
     }
-    if resource.namespaced && info.name.is_some() && info.namespace.is_none() {
+    // A namespaced object is named with its namespace. A collection request (a list or watch
+    // across namespaces) may carry a name from a `metadata.name` field selector: that is a
+    // filter, not a path to one object.
+    if resource.namespaced
+        && info.name.is_some()
+        && info.namespace.is_none()
+        && !info.verb.is_collection()
+    {
         return Err(ApiError::no_route());
     }
     let options = Options::parse(request.uri().query())?;
-    let list = matches!(info.verb.as_str(), "list" | "watch" | "deletecollection");
+    let list = info.verb.is_collection();
     let mut output = negotiate::negotiate(request.headers(), list)?;
-    if output.shape == Shape::Table && !matches!(info.verb.as_str(), "get" | "list" | "watch") {
+    if output.shape == Shape::Table && !info.verb.is_read() {
         // Tables describe reads; writes answer with the object, as kube-apiserver does.
         output.shape = Shape::Object;
     }
@@ -126,6 +192,8 @@ pub async fn handle(
     };
     let call = Call {
         state,
+        admission,
+        user,
         info,
         resource,
         version,
@@ -137,17 +205,16 @@ pub async fn handle(
 
 async fn route(call: Call, request: Request<Body>) -> Result<Response, ApiError> {
     let subresource = call.info.subresource.clone();
-    match (call.info.verb.as_str(), subresource.as_deref()) {
-        ("get", None) => read::get(call).await,
-        ("get", Some("status")) => read::get(call).await,
-        ("get", Some("artifact")) => read::artifact(call).await,
-        ("list", None) => read::list(call).await,
-        ("watch", None) => watch::watch(call).await,
-        ("create", None) => write::create(call, request).await,
-        ("update", None | Some("status")) => write::update(call, request).await,
-        ("patch", None | Some("status")) => patch::patch(call, request).await,
-        ("delete", None) => write::delete(call, request).await,
-        ("deletecollection", None) => write::delete_collection(call, request).await,
+    match (&call.info.verb, subresource.as_deref()) {
+        (Verb::Get, None | Some("status")) => read::get(call).await,
+        (Verb::Get, Some("artifact")) => read::artifact(call).await,
+        (Verb::List, None) => read::list(call).await,
+        (Verb::Watch, None) => watch::watch(call).await,
+        (Verb::Create, None) => write::create(call, request).await,
+        (Verb::Update, None | Some("status")) => write::update(call, request).await,
+        (Verb::Patch, None | Some("status")) => patch::patch(call, request).await,
+        (Verb::Delete, None) => write::delete(call, request).await,
+        (Verb::DeleteCollection, None) => write::delete_collection(call, request).await,
         _ => Err(ApiError::method_not_allowed(request.method())),
     }
 }

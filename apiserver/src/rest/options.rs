@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use crate::error::ApiError;
-use crate::negotiate::IncludeObject;
-use crate::request::query_pairs;
+use crate::http::error::ApiError;
+use crate::http::negotiate::IncludeObject;
+use crate::http::request_info::query_pairs;
 
 /// How unknown fields in a body are treated (`fieldValidation`, default `Warn`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -1,18 +1,20 @@
 //! PATCH: JSON patch (RFC 6902), JSON merge patch (RFC 7386) and server-side apply
 //! (`application/apply-patch+yaml`); strategic merge patch is refused with 415, as for custom
 //! resources (reference §3.9). A patch is applied to the live object in the request's version,
-//! then decoded, defaulted and validated like a PUT; a conflict caused by a concurrent writer is
-//! retried, one the patch asked for (it set `metadata.resourceVersion`) is returned.
+//! and the result goes through the write pipeline ([`crate::rest::pipeline`]) like a PUT; a
+//! conflict caused by a concurrent writer is retried, one the patch asked for (it set
+//! `metadata.resourceVersion`) is returned.
 
 use axum::body::Body;
 use axum::response::Response;
-use http::{Request, StatusCode};
+use http::Request;
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
-use crate::managed_fields::{self, Operation};
-use crate::negotiate;
-use crate::rest::write::{check_namespace, decode, manager_of, store_update, validate};
+use crate::http::error::ApiError;
+use crate::http::negotiate;
+use crate::rest::managed_fields;
+use crate::rest::pipeline::{self, NameRule, Ownership};
+use crate::rest::write::manager_of;
 use crate::rest::{Call, body_bytes};
 
 const ACCEPTED: &str =
@@ -42,6 +44,49 @@ fn patch_type(headers: &http::HeaderMap) -> Result<PatchType, ApiError> {
 /// `PATCH .../<name>` and `PATCH .../<name>/status`.
 pub(crate) async fn patch(mut call: Call, request: Request<Body>) -> Result<Response, ApiError> {
     let kind = patch_type(request.headers())?;
+    check_options(&call, kind)?;
+    let manager = manager_of(&call, request.headers());
+    let bytes = body_bytes(request).await?;
+    let body = parse_patch(kind, &bytes)?;
+    let status = call.info.subresource.as_deref() == Some("status");
+    let key = call.object_key()?;
+    for attempt in 1..=MAX_ATTEMPTS {
+        let live = match call.state.store.get(&key).await {
+            Ok(live) => live,
+            Err(storage::Error::NotFound { .. }) if kind == PatchType::Apply && !status => {
+                return apply_create(&mut call, &body, &manager).await;
+            }
+            Err(e) => return Err(call.storage_error(e)),
+        };
+        let live_versioned = call.renderer.encode(live.clone())?;
+        let live_rv = live_versioned["metadata"]["resourceVersion"].clone();
+        let patched = apply_patch(&call, kind, live_versioned, &body, &manager)?;
+        let precondition_from_patch = patched["metadata"]["resourceVersion"] != live_rv;
+        let mut object = pipeline::decode(&mut call, patched, NameRule::Unchanged)?;
+        if object["metadata"]["resourceVersion"]
+            .as_str()
+            .is_none_or(str::is_empty)
+        {
+            object["metadata"]["resourceVersion"] = live_rv;
+        }
+        let ownership = match kind {
+            PatchType::Apply => Ownership::Applied,
+            PatchType::Json | PatchType::Merge => Ownership::Record(&manager),
+        };
+        match pipeline::update(&call, &key, live, object, ownership).await {
+            Err(e)
+                if e.reason == "Conflict" && !precondition_from_patch && attempt < MAX_ATTEMPTS =>
+            {
+                continue;
+            }
+            other => return other,
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// `force` belongs to apply only, and apply needs a `fieldManager`.
+fn check_options(call: &Call, kind: PatchType) -> Result<(), ApiError> {
     if kind != PatchType::Apply && call.options.force.is_some() {
         return Err(ApiError::invalid_options(
             "force",
@@ -54,11 +99,14 @@ pub(crate) async fn patch(mut call: Call, request: Request<Body>) -> Result<Resp
             "Required value: is required for apply patch",
         ));
     }
-    let manager = manager_of(&call, request.headers());
-    let bytes = body_bytes(request).await?;
+    Ok(())
+}
+
+/// Parses the patch document: YAML for apply, JSON otherwise, with each type's shape checks.
+fn parse_patch(kind: PatchType, bytes: &[u8]) -> Result<Value, ApiError> {
     let body: Value = match kind {
-        PatchType::Apply => negotiate::parse_body(negotiate::Format::Yaml, &bytes)?,
-        _ => negotiate::parse_body(negotiate::Format::Json, &bytes)?,
+        PatchType::Apply => negotiate::parse_body(negotiate::Format::Yaml, bytes)?,
+        _ => negotiate::parse_body(negotiate::Format::Json, bytes)?,
     };
     if kind == PatchType::Apply
         && !(body.is_object() && body.get("metadata").is_none_or(Value::is_object))
@@ -78,72 +126,34 @@ pub(crate) async fn patch(mut call: Call, request: Request<Body>) -> Result<Resp
             ));
         }
     }
-    let status = call.info.subresource.as_deref() == Some("status");
-    let key = call.object_key()?;
-    for attempt in 1..=MAX_ATTEMPTS {
-        let live = match call.state.store.get(&key).await {
-            Ok(live) => Some(live),
-            Err(storage::Error::NotFound { .. }) if kind == PatchType::Apply && !status => None,
-            Err(e) => return Err(call.storage_error(e)),
-        };
-        let Some(live) = live else {
-            return apply_create(&mut call, &key, &body, &manager).await;
-        };
-        let live_versioned = call.renderer.encode(live.clone())?;
-        let live_rv = live_versioned["metadata"]["resourceVersion"].clone();
-        let (patched, operation) = match kind {
-            PatchType::Json => (json_patch(&call, live_versioned, &body)?, Operation::Update),
-            PatchType::Merge => {
-                let mut doc = live_versioned;
-                json_patch::merge(&mut doc, &body);
-                (doc, Operation::Update)
-            }
-            PatchType::Apply => {
-                let merged = managed_fields::apply(
-                    Some(&live_versioned),
-                    &body,
-                    &manager,
-                    call.options.force == Some(true),
-                    call.version,
-                    status.then_some("status"),
-                )
-                .map_err(|conflicts| conflict_error(&call, &conflicts))?;
-                (merged, Operation::Apply)
-            }
-        };
-        let precondition_from_patch = patched["metadata"]["resourceVersion"] != live_rv;
-        let mut object = decode(&mut call, patched)?;
-        check_namespace(&call, &mut object)?;
-        if object["metadata"]["name"].as_str() != Some(call.name()) {
-            return Err(ApiError::bad_request(
-                "metadata.name: the name of the object may not be changed by a patch",
-            ));
+    Ok(body)
+}
+
+/// The live object (in the request's version) with the patch applied.
+fn apply_patch(
+    call: &Call,
+    kind: PatchType,
+    live: Value,
+    body: &Value,
+    manager: &str,
+) -> Result<Value, ApiError> {
+    match kind {
+        PatchType::Json => json_patch(call, live, body),
+        PatchType::Merge => {
+            let mut doc = live;
+            json_patch::merge(&mut doc, body);
+            Ok(doc)
         }
-        if object["metadata"]["resourceVersion"]
-            .as_str()
-            .is_none_or(str::is_empty)
-        {
-            object["metadata"]["resourceVersion"] = live_rv.clone();
-        }
-        let result = match operation {
-            Operation::Apply => {
-                // Ownership is already in `object`; store it without recording an Update.
-                store_applied(&call, &key, live, object, status).await
-            }
-            Operation::Update => {
-                store_update(&call, &key, live, object, &manager, operation, status).await
-            }
-        };
-        match result {
-            Err(e)
-                if e.reason == "Conflict" && !precondition_from_patch && attempt < MAX_ATTEMPTS =>
-            {
-                continue;
-            }
-            other => return other,
-        }
+        PatchType::Apply => managed_fields::apply(
+            Some(&live),
+            body,
+            manager,
+            call.options.force == Some(true),
+            call.version,
+            call.info.subresource.as_deref(),
+        )
+        .map_err(|conflicts| conflict_error(call, &conflicts)),
     }
-    unreachable!("the last attempt returns")
 }
 
 fn json_patch(call: &Call, mut doc: Value, body: &Value) -> Result<Value, ApiError> {
@@ -163,60 +173,16 @@ fn json_patch(call: &Call, mut doc: Value, body: &Value) -> Result<Value, ApiErr
     Ok(doc)
 }
 
-async fn store_applied(
-    call: &Call,
-    key: &storage::ObjectKey,
-    live: Value,
-    mut object: Value,
-    status: bool,
-) -> Result<Response, ApiError> {
-    let part = if status {
-        let mut merged = live;
-        merged["status"] = object["status"].clone();
-        merged["metadata"]["managedFields"] = object["metadata"]["managedFields"].clone();
-        merged["metadata"]["resourceVersion"] = object["metadata"]["resourceVersion"].clone();
-        object = merged;
-        storage::UpdatePart::Status
-    } else {
-        storage::UpdatePart::Main
-    };
-    validate(call, &object)?;
-    let stored = call
-        .state
-        .store
-        .update(key, object, part, call.options.write_options())
-        .await
-        .map_err(|e| call.storage_error(e))?;
-    call.renderer.object(stored, StatusCode::OK)
-}
-
 /// Server-side apply of a missing object creates it (201).
 async fn apply_create(
     call: &mut Call,
-    key: &storage::ObjectKey,
     config: &Value,
     manager: &str,
 ) -> Result<Response, ApiError> {
     let merged = managed_fields::apply(None, config, manager, true, call.version, None)
         .map_err(|conflicts| conflict_error(call, &conflicts))?;
-    let mut object = decode(call, merged)?;
-    check_namespace(call, &mut object)?;
-    if object["metadata"]["name"].as_str() != Some(call.name()) {
-        return Err(ApiError::bad_request(format!(
-            "the name of the object ({}) does not match the name on the URL ({})",
-            object["metadata"]["name"].as_str().unwrap_or(""),
-            call.name()
-        )));
-    }
-    object["status"] = json!({"observedGeneration": -1});
-    validate(call, &object)?;
-    let stored = call
-        .state
-        .store
-        .create(key, object, call.options.write_options())
-        .await
-        .map_err(|e| call.storage_error(e))?;
-    call.renderer.object(stored, StatusCode::CREATED)
+    let object = pipeline::decode(call, merged, NameRule::MatchUrlStrictly)?;
+    pipeline::create(call, object, Ownership::Applied).await
 }
 
 /// 409 with `FieldManagerConflict` causes, worded as upstream:

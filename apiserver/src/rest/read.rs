@@ -3,7 +3,7 @@
 use axum::response::Response;
 use http::StatusCode;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::rest::Call;
 
 /// `GET .../<name>` and `GET .../<name>/status`.
@@ -98,7 +98,7 @@ pub(crate) async fn artifact(call: Call) -> Result<Response, ApiError> {
         let mut err = ApiError::not_found(call.resource, call.name());
         err.message = format!(
             "{} \"{}\" has no artifact yet",
-            crate::error::group_resource(call.resource),
+            crate::http::error::group_resource(call.resource),
             call.name()
         );
         err
@@ -108,8 +108,12 @@ pub(crate) async fn artifact(call: Call) -> Result<Response, ApiError> {
     else {
         return Err(no_artifact());
     };
-    match crate::artifact_server::open(&call.state.artifacts, path).await {
-        Some((file, size)) => Ok(crate::artifact_server::response(file, size, Some(digest))),
+    match crate::artifacts::artifact_server::open(&call.state.artifacts, path).await {
+        Some((file, size)) => Ok(crate::artifacts::artifact_server::response(
+            file,
+            size,
+            Some(digest),
+        )),
         None => Err(no_artifact()),
     }
 }

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use openapi::{ResourceInfo, Version};
 
-use crate::error::ApiError;
-use crate::negotiate::{Format, IncludeObject, Output, Shape};
+use crate::http::error::ApiError;
+use crate::http::negotiate::{Format, IncludeObject, Output, Shape};
 
 /// Everything needed to render one request's responses.
 #[derive(Debug, Clone)]

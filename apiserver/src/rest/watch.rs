@@ -12,8 +12,8 @@ use http::header;
 use rand::Rng;
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
-use crate::negotiate::Shape;
+use crate::http::error::ApiError;
+use crate::http::negotiate::Shape;
 use crate::rest::Call;
 use crate::rest::render::{Renderer, partial};
 
@@ -89,7 +89,7 @@ pub(crate) async fn watch(call: Call) -> Result<Response, ApiError> {
         let frame = match event {
             Ok(event) => frame(&renderer, event, &mut first_table),
             Err(err) => {
-                let api = crate::error::from_storage(renderer.resource, "", err);
+                let api = crate::http::error::from_storage(renderer.resource, "", err);
                 json!({"type": "ERROR", "object": api.to_status()})
             }
         };

@@ -10,10 +10,9 @@ use sha2::{Digest, Sha512};
 
 use openapi::Version;
 
-use crate::error::ApiError;
-use crate::negotiate::parse_accept;
-use crate::request::{RequestInfo, query_pairs};
-use crate::router::AppState;
+use crate::http::error::ApiError;
+use crate::http::negotiate::parse_accept;
+use crate::http::request_info::{RequestInfo, query_pairs};
 
 /// A serialised document and its strong ETag (uppercase hex SHA-512 of the bytes).
 #[derive(Debug, Clone)]
@@ -79,7 +78,7 @@ impl Documents {
             aggregated_v2beta1: Document::new(&openapi::api_group_discovery_list(
                 "apidiscovery.k8s.io/v2beta1",
             )),
-            openapi_v2_protobuf: Document::from_bytes(crate::openapi_protobuf::encode(
+            openapi_v2_protobuf: Document::from_bytes(crate::rest::openapi_protobuf::encode(
                 &openapi::openapi_v2(),
             )),
             openapi_v2: Document::new(&openapi::openapi_v2()),
@@ -106,14 +105,13 @@ impl Documents {
 /// 404 for unknown paths (including `/api`, which client-go tolerates from aggregated servers),
 /// 405 for methods other than GET/HEAD, 406 for an `Accept` we cannot serve.
 pub async fn handle(
-    state: &AppState,
+    docs: &Documents,
     info: &RequestInfo,
     request: Request<Body>,
 ) -> Result<Response, ApiError> {
     if !matches!(*request.method(), http::Method::GET | http::Method::HEAD) {
         return Err(ApiError::method_not_allowed(request.method()));
     }
-    let docs = &state.documents;
     let headers = request.headers();
     let path = info.path.trim_end_matches('/');
     let group_path = format!("/apis/{}", openapi::GROUP);
@@ -175,7 +173,7 @@ fn openapi_v2(docs: &Documents, headers: &HeaderMap) -> Result<Response, ApiErro
             "application/json" | "*/*" | "application/*" => {
                 return Ok(json(&docs.openapi_v2, headers, None));
             }
-            t if crate::openapi_protobuf::MEDIA_TYPES.contains(&t) => {
+            t if crate::rest::openapi_protobuf::MEDIA_TYPES.contains(&t) => {
                 // kube-openapi answers `application/octet-stream`: Go's mime parser (used by
                 // client-go) rejects the `@` of the requested media type.
                 let mut response = json(&docs.openapi_v2_protobuf, headers, None);

@@ -199,6 +199,17 @@ impl ApiError {
         e
     }
 
+    /// 504 Timeout for a request that ran past the server's request timeout, worded as
+    /// kube-apiserver's timeout filter (`k8s.io/apiserver/pkg/server/filters/timeout.go`).
+    pub fn timeout() -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "Timeout",
+            "Timeout: request did not complete within requested timeout - context deadline exceeded",
+        )
+        .with_details(json!({}))
+    }
+
     /// 500 InternalError. The detail is logged here and not sent.
     pub fn internal(context: &str, detail: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %detail, "{context}");

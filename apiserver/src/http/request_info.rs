@@ -2,7 +2,95 @@
 //! the path and method exactly as `k8s.io/apiserver/pkg/endpoints/request/requestinfo.go` does;
 //! authorisation and the REST layer both read them.
 
+use std::fmt;
+
 use http::Method;
+
+/// The Kubernetes verb of a request (`requestinfo.go`): for resource requests one of the API
+/// verbs, chosen by method, name and `?watch`; for other paths the HTTP method.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Verb {
+    /// `GET` of a named object (or of a non-resource path).
+    #[default]
+    Get,
+    /// `GET` of a collection.
+    List,
+    /// `GET` of a collection with `?watch=true`.
+    Watch,
+    /// `POST` to a collection.
+    Create,
+    /// `PUT` of a named object.
+    Update,
+    /// `PATCH` of a named object.
+    Patch,
+    /// `DELETE` of a named object.
+    Delete,
+    /// `DELETE` of a collection.
+    DeleteCollection,
+    /// Any other method (`POST` or `PUT` on a non-resource path, `OPTIONS`...): RBAC names it by
+    /// the lower-cased method.
+    Method(Method),
+}
+
+impl Verb {
+    /// The verb as RBAC and kube-apiserver's messages spell it: `get`, `deletecollection`,
+    /// `post`...
+    pub fn as_str(&self) -> &str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+            Verb::DeleteCollection => "deletecollection",
+            Verb::Method(method) => lower_case_method(method),
+        }
+    }
+
+    /// `true` for the verbs that read or delete a collection rather than one named object:
+    /// `list`, `watch`, `deletecollection`.
+    pub fn is_collection(&self) -> bool {
+        matches!(self, Verb::List | Verb::Watch | Verb::DeleteCollection)
+    }
+
+    /// `true` for `get`, `list` and `watch`: the verbs that read.
+    pub fn is_read(&self) -> bool {
+        matches!(self, Verb::Get | Verb::List | Verb::Watch)
+    }
+
+    /// The verb of a non-resource request: its method.
+    fn of_method(method: &Method) -> Self {
+        match *method {
+            Method::GET => Verb::Get,
+            Method::PATCH => Verb::Patch,
+            Method::DELETE => Verb::Delete,
+            _ => Verb::Method(method.clone()),
+        }
+    }
+}
+
+fn lower_case_method(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "get",
+        Method::HEAD => "head",
+        Method::POST => "post",
+        Method::PUT => "put",
+        Method::PATCH => "patch",
+        Method::DELETE => "delete",
+        Method::OPTIONS => "options",
+        Method::CONNECT => "connect",
+        Method::TRACE => "trace",
+        _ => "unknown",
+    }
+}
+
+impl fmt::Display for Verb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What a request asks for.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -11,9 +99,8 @@ pub struct RequestInfo {
     pub is_resource_request: bool,
     /// The request path.
     pub path: String,
-    /// Kubernetes verb: `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`,
-    /// `deletecollection`; for other paths the lower-cased HTTP method.
-    pub verb: String,
+    /// The Kubernetes verb.
+    pub verb: Verb,
     /// API group (`source.toolkit.fluxcd.io`).
     pub api_group: String,
     /// API version (`v1`, `v1beta2`).
@@ -24,7 +111,9 @@ pub struct RequestInfo {
     pub resource: String,
     /// `status` or `artifact`.
     pub subresource: Option<String>,
-    /// Object name, when the path names one.
+    /// Object name: the path's, or, on `list` and `watch`, the one a `metadata.name` field
+    /// selector asks for (as upstream, so that authorisation can allow a single object); a
+    /// collection request stays a collection request whatever its name.
     pub name: Option<String>,
 }
 
@@ -32,10 +121,9 @@ impl RequestInfo {
     /// Parses a path, method and query. A `fieldSelector` of `metadata.name=<x>` on list or watch
     /// sets `name` (as upstream does for authorisation).
     pub fn parse(method: &Method, path: &str, query: Option<&str>) -> Self {
-        let verb_of_method = method.as_str().to_ascii_lowercase();
         let mut info = RequestInfo {
             path: path.to_string(),
-            verb: verb_of_method,
+            verb: Verb::of_method(method),
             ..Default::default()
         };
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
@@ -71,20 +159,20 @@ impl RequestInfo {
             .iter()
             .any(|(k, v)| k == "watch" && (v == "true" || v == "1"));
         info.verb = match *method {
-            Method::POST => "create".into(),
-            Method::GET | Method::HEAD if info.name.is_some() => "get".into(),
-            Method::GET | Method::HEAD if watch => "watch".into(),
-            Method::GET | Method::HEAD => "list".into(),
-            Method::PUT => "update".into(),
-            Method::PATCH => "patch".into(),
-            Method::DELETE if info.name.is_some() => "delete".into(),
-            Method::DELETE => "deletecollection".into(),
+            Method::POST => Verb::Create,
+            Method::GET | Method::HEAD if info.name.is_some() => Verb::Get,
+            Method::GET | Method::HEAD if watch => Verb::Watch,
+            Method::GET | Method::HEAD => Verb::List,
+            Method::PUT => Verb::Update,
+            Method::PATCH => Verb::Patch,
+            Method::DELETE if info.name.is_some() => Verb::Delete,
+            Method::DELETE => Verb::DeleteCollection,
             _ => info.verb,
         };
         let selector = params
             .iter()
             .find(|(k, _)| k == "fieldSelector")
-            .filter(|_| matches!(info.verb.as_str(), "list" | "watch"));
+            .filter(|_| matches!(info.verb, Verb::List | Verb::Watch));
         if let Some((_, selector)) = selector {
             for term in selector.split(',') {
                 let term = term.trim();
@@ -130,16 +218,22 @@ mod tests {
     #[test]
     fn verbs_follow_method_and_name() {
         let base = "/apis/source.toolkit.fluxcd.io/v1/namespaces/default/ocirepositories";
-        assert_eq!(parse(Method::GET, base, None).verb, "list");
-        assert_eq!(parse(Method::GET, base, Some("watch=true")).verb, "watch");
-        assert_eq!(parse(Method::GET, base, Some("watch=1")).verb, "watch");
-        assert_eq!(parse(Method::POST, base, None).verb, "create");
-        assert_eq!(parse(Method::DELETE, base, None).verb, "deletecollection");
+        assert_eq!(parse(Method::GET, base, None).verb, Verb::List);
+        assert_eq!(
+            parse(Method::GET, base, Some("watch=true")).verb,
+            Verb::Watch
+        );
+        assert_eq!(parse(Method::GET, base, Some("watch=1")).verb, Verb::Watch);
+        assert_eq!(parse(Method::POST, base, None).verb, Verb::Create);
+        assert_eq!(
+            parse(Method::DELETE, base, None).verb,
+            Verb::DeleteCollection
+        );
         let named = format!("{base}/podinfo");
-        assert_eq!(parse(Method::GET, &named, None).verb, "get");
-        assert_eq!(parse(Method::PUT, &named, None).verb, "update");
-        assert_eq!(parse(Method::PATCH, &named, None).verb, "patch");
-        assert_eq!(parse(Method::DELETE, &named, None).verb, "delete");
+        assert_eq!(parse(Method::GET, &named, None).verb, Verb::Get);
+        assert_eq!(parse(Method::PUT, &named, None).verb, Verb::Update);
+        assert_eq!(parse(Method::PATCH, &named, None).verb, Verb::Patch);
+        assert_eq!(parse(Method::DELETE, &named, None).verb, Verb::Delete);
     }
 
     #[test]
@@ -167,7 +261,7 @@ mod tests {
             None,
         );
         assert_eq!(info.namespace, None);
-        assert_eq!(info.verb, "list");
+        assert_eq!(info.verb, Verb::List);
     }
 
     #[test]
@@ -177,7 +271,7 @@ mod tests {
             "/apis/source.toolkit.fluxcd.io/v1/namespaces/a/ocirepositories",
             Some("fieldSelector=metadata.name%3Dpodinfo&watch=true"),
         );
-        assert_eq!(info.verb, "watch");
+        assert_eq!(info.verb, Verb::Watch);
         assert_eq!(info.name.as_deref(), Some("podinfo"));
     }
 
@@ -192,7 +286,7 @@ mod tests {
         ] {
             let info = parse(Method::GET, path, None);
             assert!(!info.is_resource_request, "{path}");
-            assert_eq!(info.verb, "get");
+            assert_eq!(info.verb, Verb::Get);
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use http::HeaderMap;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// Serialization of a response body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

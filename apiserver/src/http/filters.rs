@@ -1,0 +1,188 @@
+//! The request filters between the timeout and the handler, each its own middleware
+//! (`k8s.io/apiserver/pkg/endpoints/filters`): [`authenticate`] puts the [`UserInfo`] in the
+//! request, [`request_info`] the parsed [`RequestInfo`], and [`authorize`] refuses what the user
+//! may not do. Handlers and later filters take both as extractors; a missing one is a server
+//! fault (the layer is not installed), rendered as a `Status`.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+
+use crate::auth::{Authorizer, RequestAuthenticator, UserInfo};
+use crate::http::error::ApiError;
+use crate::http::request_info::RequestInfo;
+
+/// Authenticates the request: 401 when no authenticator recognises it or credentials are
+/// refused (the reason is logged at debug, never sent). Records `user` on the request span.
+pub async fn authenticate(
+    State(authenticator): State<Arc<dyn RequestAuthenticator>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let user = match authenticator.authenticate_request(&parts).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return ApiError::unauthorized().into_response(),
+        Err(error) => {
+            tracing::debug!(%error, "authentication failed");
+            return ApiError::unauthorized().into_response();
+        }
+    };
+    tracing::Span::current().record("user", user.name.as_str());
+    parts.extensions.insert(user);
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Parses the request's attributes once ([`RequestInfo::parse`]) and records them on the
+/// request span.
+pub async fn request_info(mut request: Request, next: Next) -> Response {
+    let info = RequestInfo::parse(
+        request.method(),
+        request.uri().path(),
+        request.uri().query(),
+    );
+    let span = tracing::Span::current();
+    span.record("verb", info.verb.as_str());
+    if info.is_resource_request {
+        span.record("resource", info.resource_with_subresource().as_str());
+    }
+    if let Some(namespace) = &info.namespace {
+        span.record("namespace", namespace.as_str());
+    }
+    if let Some(name) = &info.name {
+        span.record("name", name.as_str());
+    }
+    request.extensions_mut().insert(info);
+    next.run(request).await
+}
+
+/// Authorises the request: 403 naming the verb and resource unless the authoriser allows it.
+/// Discovery, OpenAPI and `/version` are open to every authenticated user, as Kubernetes'
+/// `system:discovery` role grants.
+pub async fn authorize(
+    State(authorizer): State<Arc<dyn Authorizer>>,
+    user: UserInfo,
+    info: RequestInfo,
+    request: Request,
+    next: Next,
+) -> Response {
+    let open_path = !info.is_resource_request && is_discovery_path(&info.path);
+    if !open_path && !authorizer.authorize(&user, &info).await.is_allowed() {
+        return ApiError::forbidden(forbidden_message(&user, &info)).into_response();
+    }
+    next.run(request).await
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for UserInfo {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<UserInfo>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("no authenticated user", &"layer missing"))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestInfo {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<RequestInfo>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("no request info", &"layer missing"))
+    }
+}
+
+fn is_discovery_path(path: &str) -> bool {
+    path == "/api"
+        || path == "/apis"
+        || path == "/version"
+        || path.starts_with("/api/")
+        || path.starts_with("/openapi/")
+        || (path.starts_with("/apis/") && path.trim_matches('/').split('/').count() <= 3)
+}
+
+/// kube-apiserver's wording (`k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors.go`).
+fn forbidden_message(user: &UserInfo, info: &RequestInfo) -> String {
+    if !info.is_resource_request {
+        return format!(
+            "forbidden: User \"{}\" cannot {} path \"{}\"",
+            user.name, info.verb, info.path
+        );
+    }
+    let group_resource = format!("{}.{}", info.resource, info.api_group);
+    let subject = match &info.name {
+        Some(name) => format!("{group_resource} \"{name}\" is forbidden"),
+        None => format!("{group_resource} is forbidden"),
+    };
+    let scope = match &info.namespace {
+        Some(ns) => format!(" in the namespace \"{ns}\""),
+        None => " at the cluster scope".to_string(),
+    };
+    format!(
+        "{subject}: User \"{}\" cannot {} resource \"{}\" in API group \"{}\"{scope}",
+        user.name,
+        info.verb,
+        info.resource_with_subresource(),
+        info.api_group
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_messages_match_kube_apiserver() {
+        let user = UserInfo {
+            name: "bob".into(),
+            groups: vec![],
+        };
+        let info = RequestInfo::parse(
+            &http::Method::GET,
+            "/apis/source.toolkit.fluxcd.io/v1/namespaces/default/ocirepositories/podinfo",
+            None,
+        );
+        assert_eq!(
+            forbidden_message(&user, &info),
+            "ocirepositories.source.toolkit.fluxcd.io \"podinfo\" is forbidden: User \"bob\" cannot get resource \"ocirepositories\" in API group \"source.toolkit.fluxcd.io\" in the namespace \"default\""
+        );
+        let info = RequestInfo::parse(
+            &http::Method::GET,
+            "/apis/source.toolkit.fluxcd.io/v1/ocirepositories",
+            None,
+        );
+        assert_eq!(
+            forbidden_message(&user, &info),
+            "ocirepositories.source.toolkit.fluxcd.io is forbidden: User \"bob\" cannot list resource \"ocirepositories\" in API group \"source.toolkit.fluxcd.io\" at the cluster scope"
+        );
+        let info = RequestInfo::parse(&http::Method::POST, "/metrics", None);
+        assert_eq!(
+            forbidden_message(&user, &info),
+            "forbidden: User \"bob\" cannot post path \"/metrics\""
+        );
+    }
+
+    #[test]
+    fn discovery_paths_are_recognised() {
+        for p in [
+            "/api",
+            "/apis",
+            "/apis/source.toolkit.fluxcd.io",
+            "/apis/source.toolkit.fluxcd.io/v1",
+            "/openapi/v2",
+            "/openapi/v3/apis/source.toolkit.fluxcd.io/v1",
+            "/version",
+        ] {
+            assert!(is_discovery_path(p), "{p}");
+        }
+        assert!(!is_discovery_path("/metrics"));
+    }
+}
