@@ -88,6 +88,43 @@ impl Call {
         }
     }
 
+    /// The stored object the path names, with its key.
+    ///
+    /// # Errors
+    /// 404 when the path names no object or it does not exist; storage failures.
+    pub(crate) async fn stored(&self) -> Result<(storage::ObjectKey, serde_json::Value), ApiError> {
+        let key = self.object_key()?;
+        let stored = self
+            .state
+            .store
+            .get(&key)
+            .await
+            .map_err(|e| self.storage_error(e))?;
+        Ok((key, stored))
+    }
+
+    /// The store's current revision.
+    ///
+    /// # Errors
+    /// 504 `ResourceVersionTooLarge` when `requested` is newer (client-go waits and retries);
+    /// storage failures.
+    pub(crate) async fn current_revision_not_older_than(
+        &self,
+        requested: u64,
+    ) -> Result<u64, ApiError> {
+        let current = self
+            .state
+            .store
+            .current_revision()
+            .await
+            .map_err(|e| self.storage_error(e))?
+            .0;
+        if requested > current {
+            return Err(ApiError::resource_version_too_large(requested, current));
+        }
+        Ok(current)
+    }
+
     /// The name in the path (empty for collections).
     pub(crate) fn name(&self) -> &str {
         self.info.name.as_deref().unwrap_or("")
@@ -217,6 +254,12 @@ async fn route(call: Call, request: Request<Body>) -> Result<Response, ApiError>
         (Verb::DeleteCollection, None) => write::delete_collection(call, request).await,
         _ => Err(ApiError::method_not_allowed(request.method())),
     }
+}
+
+/// Parses a `resourceVersion` query parameter (400 when it is not a number).
+pub(crate) fn parse_resource_version(rv: &str) -> Result<u64, ApiError> {
+    rv.parse()
+        .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))
 }
 
 /// The request body, already read into memory by [`handle`].

@@ -80,11 +80,7 @@ impl<S: Send + Sync> FromRequestParts<S> for UserInfo {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<UserInfo>()
-            .cloned()
-            .ok_or_else(|| ApiError::internal("no authenticated user", &"layer missing"))
+        extension(parts, "no authenticated user")
     }
 }
 
@@ -92,12 +88,20 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestInfo {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<RequestInfo>()
-            .cloned()
-            .ok_or_else(|| ApiError::internal("no request info", &"layer missing"))
+        extension(parts, "no request info")
     }
+}
+
+/// What an earlier filter put in the request; 500 when that filter is not installed.
+fn extension<T: Clone + Send + Sync + 'static>(
+    parts: &Parts,
+    missing: &'static str,
+) -> Result<T, ApiError> {
+    parts
+        .extensions
+        .get::<T>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(missing, &"the filter that adds it is not installed"))
 }
 
 fn is_discovery_path(path: &str) -> bool {

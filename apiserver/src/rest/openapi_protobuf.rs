@@ -129,47 +129,14 @@ fn schema(value: &Value) -> Message {
     for e in get("enum").as_array().into_iter().flatten() {
         m.message(20, any(e));
     }
-    match o.get("additionalProperties") {
-        Some(Value::Bool(b)) => {
-            let mut item = Message::default();
-            item.key(2, 0);
-            item.varint(u64::from(*b));
-            m.message(21, item);
-        }
-        Some(s @ Value::Object(_)) => {
-            let mut item = Message::default();
-            item.message(1, schema(s));
-            m.message(21, item);
-        }
-        _ => {}
+    if let Some(item) = additional_properties(o.get("additionalProperties")) {
+        m.message(21, item);
     }
-    match o.get("type") {
-        Some(Value::String(t)) => {
-            let mut item = Message::default();
-            item.string(1, Some(t));
-            m.message(22, item);
-        }
-        Some(types @ Value::Array(_)) => {
-            let mut item = Message::default();
-            item.strings(1, types);
-            m.message(22, item);
-        }
-        _ => {}
+    if let Some(item) = schema_type(o.get("type")) {
+        m.message(22, item);
     }
-    match o.get("items") {
-        Some(items @ Value::Object(_)) => {
-            let mut item = Message::default();
-            item.message(1, schema(items));
-            m.message(23, item);
-        }
-        Some(Value::Array(list)) => {
-            let mut item = Message::default();
-            for s in list {
-                item.message(1, schema(s));
-            }
-            m.message(23, item);
-        }
-        _ => {}
+    if let Some(item) = schema_items(o.get("items")) {
+        m.message(23, item);
     }
     for s in get("allOf").as_array().into_iter().flatten() {
         m.message(24, schema(s));
@@ -187,6 +154,46 @@ fn schema(value: &Value) -> Message {
     }
     vendor_extensions(&mut m, 31, o);
     m
+}
+
+/// `additionalProperties`: a boolean or a schema (`SchemaOrBool`).
+fn additional_properties(value: Option<&Value>) -> Option<Message> {
+    let mut item = Message::default();
+    match value {
+        Some(Value::Bool(b)) => {
+            item.key(2, 0);
+            item.varint(u64::from(*b));
+        }
+        Some(s @ Value::Object(_)) => item.message(1, schema(s)),
+        _ => return None,
+    }
+    Some(item)
+}
+
+/// `type`: one name or several (`StringArray`).
+fn schema_type(value: Option<&Value>) -> Option<Message> {
+    let mut item = Message::default();
+    match value {
+        Some(Value::String(t)) => item.string(1, Some(t)),
+        Some(types @ Value::Array(_)) => item.strings(1, types),
+        _ => return None,
+    }
+    Some(item)
+}
+
+/// `items`: one schema or a list of them (`ItemsOrSchemas`).
+fn schema_items(value: Option<&Value>) -> Option<Message> {
+    let mut item = Message::default();
+    match value {
+        Some(items @ Value::Object(_)) => item.message(1, schema(items)),
+        Some(Value::Array(list)) => {
+            for s in list {
+                item.message(1, schema(s));
+            }
+        }
+        _ => return None,
+    }
+    Some(item)
 }
 
 fn named(name: &str, value: Message) -> Message {

@@ -4,17 +4,11 @@ use axum::response::Response;
 use http::StatusCode;
 
 use crate::http::error::ApiError;
-use crate::rest::Call;
+use crate::rest::{Call, parse_resource_version};
 
 /// `GET .../<name>` and `GET .../<name>/status`.
 pub(crate) async fn get(call: Call) -> Result<Response, ApiError> {
-    let key = call.object_key()?;
-    let stored = call
-        .state
-        .store
-        .get(&key)
-        .await
-        .map_err(|e| call.storage_error(e))?;
+    let (_, stored) = call.stored().await?;
     call.renderer.object(stored, StatusCode::OK)
 }
 
@@ -35,17 +29,8 @@ pub(crate) async fn list(call: Call) -> Result<Response, ApiError> {
     }
     let store = &call.state.store;
     if let Some(rv) = &o.resource_version {
-        let requested: u64 = rv
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?;
-        let current = store
-            .current_revision()
-            .await
-            .map_err(|e| call.storage_error(e))?
-            .0;
-        if requested > current {
-            return Err(ApiError::resource_version_too_large(requested, current));
-        }
+        let requested = parse_resource_version(rv)?;
+        let current = call.current_revision_not_older_than(requested).await?;
         if o.resource_version_match.as_deref() == Some("Exact") && requested != current {
             return Err(ApiError::expired(
                 "The resourceVersion for the provided list is too old.",
@@ -87,13 +72,7 @@ pub(crate) async fn list(call: Call) -> Result<Response, ApiError> {
 /// application/gzip`, `Content-Length` and `ETag` = the artifact digest (quoted). 404 with a
 /// `Status` while the object has no artifact or its file is missing.
 pub(crate) async fn artifact(call: Call) -> Result<Response, ApiError> {
-    let key = call.object_key()?;
-    let stored = call
-        .state
-        .store
-        .get(&key)
-        .await
-        .map_err(|e| call.storage_error(e))?;
+    let (_, stored) = call.stored().await?;
     let no_artifact = || {
         let mut err = ApiError::not_found(call.resource, call.name());
         err.message = format!(

@@ -258,29 +258,7 @@ impl Renderer {
                 let now = jiff::Timestamp::now();
                 for (i, item) in page.items.iter().enumerate() {
                     separate(&mut out, i);
-                    let source: RowSource<'_> = serde_json::from_str(item).map_err(corrupt)?;
-                    let meta: RowMetadata =
-                        serde_json::from_str(source.metadata.get()).map_err(corrupt)?;
-                    let view = json!({
-                        "metadata": {"name": meta.name, "creationTimestamp": meta.creation_timestamp},
-                        "spec": source.spec,
-                        "status": source.status,
-                    });
-                    let cells = openapi::table_row_cells(self.resource, self.version, &view, now);
-                    out.extend_from_slice(b"{\"cells\":");
-                    push(&mut out, &json!(cells));
-                    match self.include_object {
-                        IncludeObject::Metadata => {
-                            out.extend_from_slice(b",\"object\":");
-                            write_partial(&mut out, source.metadata);
-                        }
-                        IncludeObject::Object => {
-                            out.extend_from_slice(b",\"object\":");
-                            out.extend_from_slice(item.as_bytes());
-                        }
-                        IncludeObject::None => {}
-                    }
-                    out.push(b'}');
+                    self.write_table_row(&mut out, item, now)?;
                 }
             }
         }
@@ -292,6 +270,41 @@ impl Renderer {
             .expect("static response");
         self.add_warnings(response.headers_mut());
         Ok(response)
+    }
+}
+
+impl Renderer {
+    /// One `Table` row (`{"cells":[...],"object":...}`) made from a stored object's text.
+    fn write_table_row(
+        &self,
+        out: &mut Vec<u8>,
+        item: &str,
+        now: jiff::Timestamp,
+    ) -> Result<(), ApiError> {
+        let corrupt = |e: serde_json::Error| ApiError::internal("reading a stored object", &e);
+        let source: RowSource<'_> = serde_json::from_str(item).map_err(corrupt)?;
+        let meta: RowMetadata = serde_json::from_str(source.metadata.get()).map_err(corrupt)?;
+        let view = json!({
+            "metadata": {"name": meta.name, "creationTimestamp": meta.creation_timestamp},
+            "spec": source.spec,
+            "status": source.status,
+        });
+        let cells = openapi::table_row_cells(self.resource, self.version, &view, now);
+        out.extend_from_slice(b"{\"cells\":");
+        serde_json::to_writer(&mut *out, &json!(cells)).expect("writing to memory");
+        match self.include_object {
+            IncludeObject::Metadata => {
+                out.extend_from_slice(b",\"object\":");
+                write_partial(out, source.metadata);
+            }
+            IncludeObject::Object => {
+                out.extend_from_slice(b",\"object\":");
+                out.extend_from_slice(item.as_bytes());
+            }
+            IncludeObject::None => {}
+        }
+        out.push(b'}');
+        Ok(())
     }
 }
 

@@ -14,13 +14,46 @@ use serde_json::{Value, json};
 
 use crate::http::error::ApiError;
 use crate::http::negotiate::Shape;
-use crate::rest::Call;
 use crate::rest::render::{Renderer, partial};
+use crate::rest::{Call, parse_resource_version};
 
 /// Starts a watch.
 pub(crate) async fn watch(call: Call) -> Result<Response, ApiError> {
+    let watch_options = watch_options(&call).await?;
+    let events = call
+        .state
+        .store
+        .watch(
+            &call.resource_key(),
+            call.info.namespace.as_deref(),
+            watch_options,
+        )
+        .await
+        .map_err(|e| call.storage_error(e))?;
+    let timeout = call
+        .options
+        .timeout
+        .unwrap_or_else(|| Duration::from_secs(rand::rng().random_range(1800..3600)));
+    let shutdown = call.state.shutdown.clone();
+    let stop = async move {
+        tokio::select! {
+            () = tokio::time::sleep(timeout) => {}
+            () = shutdown.cancelled() => {}
+        }
+    };
+    let frames = frames(call.renderer.clone(), events.take_until(Box::pin(stop)));
+    let mut response = Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(frames))
+        .expect("static response");
+    call.renderer.add_warnings(response.headers_mut());
+    Ok(response)
+}
+
+/// Checks the watch's query (`resourceVersion`, `resourceVersionMatch`, `sendInitialEvents`)
+/// and turns it into the store's options.
+async fn watch_options(call: &Call) -> Result<storage::WatchOptions, ApiError> {
     let o = &call.options;
-    let store = &call.state.store;
     if o.resource_version_match.is_some() && o.send_initial_events.is_none() {
         return Err(ApiError::invalid_options(
             "resourceVersionMatch",
@@ -38,22 +71,12 @@ pub(crate) async fn watch(call: Call) -> Result<Response, ApiError> {
     }
     let requested = match o.resource_version.as_deref() {
         None | Some("") | Some("0") => None,
-        Some(rv) => Some(
-            rv.parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid resourceVersion {rv:?}")))?,
-        ),
+        Some(rv) => Some(parse_resource_version(rv)?),
     };
     if let Some(rv) = requested {
-        let current = store
-            .current_revision()
-            .await
-            .map_err(|e| call.storage_error(e))?
-            .0;
-        if rv > current {
-            return Err(ApiError::resource_version_too_large(rv, current));
-        }
+        call.current_revision_not_older_than(rv).await?;
     }
-    let watch_options = storage::WatchOptions {
+    Ok(storage::WatchOptions {
         // With sendInitialEvents the client wants the current state first, whatever rv it has.
         resource_version: if send_initial_events {
             None
@@ -64,28 +87,16 @@ pub(crate) async fn watch(call: Call) -> Result<Response, ApiError> {
         field_selector: o.field_selector.clone(),
         bookmarks: o.allow_watch_bookmarks || send_initial_events,
         send_initial_events,
-    };
-    let events = store
-        .watch(
-            &call.resource_key(),
-            call.info.namespace.as_deref(),
-            watch_options,
-        )
-        .await
-        .map_err(|e| call.storage_error(e))?;
-    let timeout = o
-        .timeout
-        .unwrap_or_else(|| Duration::from_secs(rand::rng().random_range(1800..3600)));
-    let shutdown = call.state.shutdown.clone();
-    let stop = async move {
-        tokio::select! {
-            () = tokio::time::sleep(timeout) => {}
-            () = shutdown.cancelled() => {}
-        }
-    };
-    let renderer = call.renderer.clone();
+    })
+}
+
+/// The response body: one JSON line per event, ending after an `ERROR` frame.
+fn frames(
+    renderer: Renderer,
+    events: impl futures::Stream<Item = Result<storage::WatchEvent, storage::Error>> + Send + 'static,
+) -> impl futures::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> + Send + 'static {
     let mut first_table = true;
-    let frames = events.take_until(Box::pin(stop)).map(move |event| {
+    let frames = events.map(move |event| {
         let frame = match event {
             Ok(event) => frame(&renderer, event, &mut first_table),
             Err(err) => {
@@ -98,7 +109,7 @@ pub(crate) async fn watch(call: Call) -> Result<Response, ApiError> {
         Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line))
     });
     // An ERROR frame is the last one: stop after it.
-    let frames = frames.scan(false, |done, chunk| {
+    frames.scan(false, |done, chunk| {
         if *done {
             return futures::future::ready(None);
         }
@@ -108,13 +119,7 @@ pub(crate) async fn watch(call: Call) -> Result<Response, ApiError> {
             *done = true;
         }
         futures::future::ready(Some(chunk))
-    });
-    let mut response = Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(frames))
-        .expect("static response");
-    call.renderer.add_warnings(response.headers_mut());
-    Ok(response)
+    })
 }
 
 fn frame(renderer: &Renderer, event: storage::WatchEvent, first_table: &mut bool) -> Value {

@@ -72,13 +72,7 @@ pub(crate) async fn update(mut call: Call, request: Request<Body>) -> Result<Res
             }],
         ));
     }
-    let key = call.object_key()?;
-    let current = call
-        .state
-        .store
-        .get(&key)
-        .await
-        .map_err(|e| call.storage_error(e))?;
+    let (key, current) = call.stored().await?;
     pipeline::update(&call, &key, current, object, Ownership::Record(&manager)).await
 }
 
