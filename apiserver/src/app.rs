@@ -20,7 +20,7 @@ use crate::controller::{
     ArtifactUrls, Controller, ExponentialBackoff, LogRecorder, Reconciler, ReconcilerConfig,
     SecretStore,
 };
-use crate::http::router::router;
+use crate::http::router::{RouterConfig, router_with};
 use crate::http::state::AppState;
 use crate::rest::discovery::Documents;
 use storage::ArtifactStore;
@@ -253,7 +253,13 @@ impl App {
             data_dir = %self.config.data_dir.display(),
             "serving"
         );
-        let app = router(self.state.clone());
+        let app = router_with(
+            self.state.clone(),
+            RouterConfig {
+                request_timeout: self.config.request_timeout,
+                ..RouterConfig::default()
+            },
+        );
         crate::http::listener::serve(
             self.listener,
             self.acceptor,

@@ -77,6 +77,10 @@ pub struct ServeFlags {
     /// Seconds that SIGTERM waits for in-flight requests before exiting.
     #[arg(long, default_value_t = 30)]
     pub shutdown_grace_seconds: u64,
+    /// How long a request other than a watch or an artifact download may take before it is
+    /// answered 504, as a Go duration (kube-apiserver's `--request-timeout`).
+    #[arg(long, default_value = "60s")]
+    pub request_timeout: String,
     /// Number of revisions of history kept for watches and continue tokens.
     #[arg(long, default_value_t = 100_000)]
     pub history_revisions: u64,
@@ -131,6 +135,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// How long SIGTERM waits for in-flight requests (default 30 s).
     pub shutdown_grace: Duration,
+    /// Timeout of requests other than watches and artifact downloads (default 60 s).
+    pub request_timeout: Duration,
     /// Revisions kept for watch and continue tokens (default 100,000).
     pub history_revisions: u64,
     /// Concurrent reconciles (default 4, at least 1).
@@ -197,6 +203,15 @@ impl ServeFlags {
         }
         let artifact_retention_ttl = openapi::parse_go_duration(&self.artifact_retention_ttl)
             .map_err(|e| invalid("--artifact-retention-ttl", e.to_string()))?;
+        let request_timeout = openapi::parse_go_duration(&self.request_timeout)
+            .ok()
+            .filter(|t| !t.is_zero())
+            .ok_or_else(|| {
+                invalid(
+                    "--request-timeout",
+                    format!("{:?} is not a positive duration", self.request_timeout),
+                )
+            })?;
         if let Some(addr) = &self.artifact_advertise_address {
             let ok = addr
                 .rsplit_once(':')
@@ -221,6 +236,7 @@ impl ServeFlags {
             token_auth_file: self.token_auth_file,
             log_format: self.log_format,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            request_timeout,
             history_revisions: self.history_revisions,
             concurrent: self.concurrent,
             artifact_limits: registry::Limits {
@@ -260,6 +276,7 @@ mod tests {
         assert_eq!(config.artifact_limits.max_size_bytes, 1 << 30);
         assert_eq!(config.artifact_limits.max_files, 100_000);
         assert_eq!(config.artifact_retention_ttl, Duration::from_secs(60));
+        assert_eq!(config.request_timeout, Duration::from_secs(60));
         assert_eq!(config.artifact_retention_records, 2);
         assert!(config.artifact_listen.is_none());
         assert!(config.artifact_advertise_address.is_none());
@@ -273,6 +290,8 @@ mod tests {
                 "--artifact-retention-ttl",
             ),
             (vec!["--concurrent", "0"], "--concurrent"),
+            (vec!["--request-timeout", "0s"], "--request-timeout"),
+            (vec!["--request-timeout", "a minute"], "--request-timeout"),
             (
                 vec!["--artifact-advertise-address", "http://x"],
                 "--artifact-advertise-address",
