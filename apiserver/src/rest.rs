@@ -3,9 +3,9 @@
 //! subresource; plus the documents beside them (discovery, OpenAPI) and field ownership.
 //!
 //! Reads go storage → convert to the requested version → requested shape ([`render`]). Every
-//! write goes through one pipeline ([`pipeline`]): decode → convert → default → admit
+//! write goes through one pipeline (`rest/pipeline.rs`): decode → convert → default → admit
 //! ([`admission`]) → validate → managed fields ([`managed_fields`]) → storage → render; the
-//! handlers ([`write`] for create, update and delete, [`patch`] for patch and apply) only say
+//! handlers (`write` for create, update and delete, `patch` for patch and apply) only say
 //! how the object to write is made from the body.
 
 pub mod admission;
