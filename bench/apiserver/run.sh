@@ -3,6 +3,8 @@
 # 10,000 objects as JSON and as a Table, against the limits issue 4 sets (GET p99 < 2 ms at
 # 1,000 req/s; 10,000-object Table list < 200 ms). Load comes from `oha` (crates.io), installed
 # into ~/.cache/source-apiserver/tools when missing. Everything runs on loopback.
+# SOURCE_APISERVER_BIN names a prebuilt binary to measure instead of building this checkout
+# (compare.sh uses it to measure two builds in one session).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here/../.."
@@ -10,8 +12,12 @@ source scripts/env.sh
 tools="$HOME/.cache/source-apiserver/tools"
 oha="$tools/bin/oha"
 [ -x "$oha" ] || cargo install oha --locked --root "$tools"
-cargo build --release -p apiserver --bin source-apiserver >&2
-bin="$CARGO_TARGET_DIR/release/source-apiserver"
+if [ -n "${SOURCE_APISERVER_BIN:-}" ]; then
+  bin="$SOURCE_APISERVER_BIN"
+else
+  cargo build --release -p apiserver --bin source-apiserver >&2
+  bin="$CARGO_TARGET_DIR/release/source-apiserver"
+fi
 
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$work"' EXIT
