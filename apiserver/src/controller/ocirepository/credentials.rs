@@ -11,8 +11,9 @@ use registry::client::{ClientIdentity, ProxyConfig};
 use registry::{Client, ClientConfig, Credentials, DockerConfig};
 use sha2::Digest as _;
 
-use super::fetch::{Failure, chain};
-use super::secrets::{Secret, SecretStore};
+use super::super::runtime::chain;
+use super::super::secrets::{Secret, SecretStore};
+use super::failure::StepFailure as Failure;
 
 /// Registry clients shared between reconciles, keyed by a hash of everything that configures
 /// them (so token caches and connections are reused, and a changed Secret makes a new client).
