@@ -163,7 +163,7 @@ pub enum Error {
         /// The media type wanted.
         media_type: String,
     },
-    /// The layer's size in the manifest is over [`Limits::max_size_bytes`](crate::Limits).
+    /// The size of a layer to copy is over [`Limits::max_size_bytes`](crate::Limits).
     #[error(
         "layer {digest} of {reference} is {size_bytes} bytes, over the limit of {limit_bytes} bytes"
     )]

@@ -236,8 +236,9 @@ pub async fn resolve(client: &Client, reference: &Reference) -> Result<Descripto
 }
 
 /// Fetches `reference`'s manifest, follows an image index by `options.platform` (see
-/// [`Platform`]), and selects the layer by `options.layer`, refusing one whose size is over
-/// `options.limits.max_size_bytes` before anything is downloaded.
+/// [`Platform`]), and selects the layer by `options.layer`. A layer to copy whose size is over
+/// `options.limits.max_size_bytes` is refused before anything is downloaded (a layer to
+/// extract is bounded by the size of its content, checked while extracting).
 ///
 /// # Errors
 /// [`Error::GetManifest`], [`Error::NoPlatformMatch`], [`Error::NestedIndex`],
@@ -276,7 +277,8 @@ pub async fn fetch(
         }
     };
     let layer = options.layer.select(&manifest, &reference)?.clone();
-    if layer.size > options.limits.max_size_bytes {
+    if options.layer.operation == LayerOperation::Copy && layer.size > options.limits.max_size_bytes
+    {
         return Err(Error::LayerTooLarge {
             reference: reference.to_string(),
             digest: layer.digest,
