@@ -258,9 +258,10 @@ impl OCIRepositoryReconciler {
     }
 
     /// The starting status: the handled reconcile request and, for a new generation of an
-    /// object that has been Ready before, `Reconciling`/`Ready=Unknown` written at once (as
-    /// Flux), so `kubectl wait` after a spec change never sees the previous generation's
-    /// Ready.
+    /// object whose `Ready` describes an older generation, `Reconciling`/`Ready=Unknown`
+    /// written at once (as Flux), so `kubectl wait` after a spec change never sees the
+    /// previous generation's Ready. Unlike Flux, a retry of a generation whose `Ready` already
+    /// says why it failed does not flap it back to `Unknown` (one status write less per retry).
     async fn start(&self, obj: &OCIRepository, read: Value) -> Result<Progress, Error> {
         let generation = obj.metadata.generation.unwrap_or(0);
         let mut status = obj.status.clone().unwrap_or_default();
@@ -283,7 +284,8 @@ impl OCIRepositoryReconciler {
         }
         progress.reconciling =
             format!("processing object: new generation {observed} -> {generation}");
-        if conditions::get(&progress.status.conditions, types::READY).is_some() {
+        let ready = conditions::get(&progress.status.conditions, types::READY);
+        if ready.is_some_and(|r| r.observed_generation != Some(generation)) {
             outcome::mark_progressing(&mut progress, generation);
             self.write_status(obj, &mut progress).await?;
         }

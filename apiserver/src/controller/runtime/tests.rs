@@ -157,7 +157,7 @@ async fn a_panicking_reconcile_is_retried_with_backoff_and_loses_no_worker() {
     h.stop().await;
 }
 
-/// The controller's watch overflows (buffer of one change, three objects change in one
+/// The controller's watch overflows (buffer of one change, sixteen objects change in one
 /// commit): it ends with 410 Expired, the controller re-lists, and every object whose trigger
 /// changed meanwhile is reconciled again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,7 +166,8 @@ async fn an_expired_watch_is_relisted_and_misses_no_change() {
         watch_buffer: 1,
         ..SqliteConfig::default()
     };
-    let names = ["a", "b", "c"];
+    let names: Vec<String> = (0..16).map(|i| format!("o{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut h = Harness::start(config, 2, &names).await;
     h.expect_each(&names).await;
     assert_eq!(h.controller.relists(), 0);
@@ -180,7 +181,11 @@ async fn an_expired_watch_is_relisted_and_misses_no_change() {
         .delete_collection(&resource, Some("default"), &list, WriteOptions::default())
         .await
         .unwrap();
-    assert_eq!(deleting.len(), 3, "one commit marks all three as deleting");
+    assert_eq!(
+        deleting.len(),
+        16,
+        "one commit marks all of them as deleting"
+    );
     h.expect_each(&names).await;
     assert!(
         h.controller.relists() >= 1,
