@@ -248,9 +248,13 @@ impl OCIRepositoryReconciler {
         spec: &Spec,
         resolved: &Resolved,
     ) -> Result<Fetched, StepFailure> {
-        artifact::fetch(client, &resolved.pull, &self.pull_options(spec, None))
+        let fetched = artifact::fetch(client, &resolved.pull, &self.pull_options(spec, None))
             .await
-            .map_err(|e| pull_failure(&spec.url, &spec.timeout_text, &e))
+            .map_err(|e| pull_failure(&spec.url, &spec.timeout_text, &e))?;
+        if let Some(platform) = &fetched.platform {
+            tracing::info!(%platform, digest = %fetched.digest, "followed the image index entry");
+        }
+        Ok(fetched)
     }
 
     /// Archive and store step: the layer streamed, extracted and re-archived (or copied) into
