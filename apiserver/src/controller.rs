@@ -3,9 +3,9 @@
 //! - [`runtime`]: the generic [`Controller`] — watch, deduplicating [`queue`], per-key
 //!   [`backoff`] (750 ms → 15 min), `--concurrent` workers, panics caught, graceful shutdown —
 //!   around one kind's [`Reconcile`] implementation; any number run side by side;
-//! - [`watcher`]: what queues an object (Flux's predicates) and the re-list when the storage
+//! - `watcher`: what queues an object (Flux's predicates) and the re-list when the storage
 //!   watch ends;
-//! - [`status`]: status writes carrying the `resourceVersion` they read, retried on conflict
+//! - `status`: status writes carrying the `resourceVersion` they read, retried on conflict
 //!   without overwriting anyone else's change;
 //! - one module per kind: [`ocirepository`] (HelmChart next, in `helmchart`);
 //! - [`events`] and [`secrets`]: the event sink and standalone mode's Secrets.

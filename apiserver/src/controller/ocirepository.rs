@@ -1,9 +1,9 @@
 //! The OCIRepository kind (`flux-source-controller.md` §2.2–§2.7): one [`Reconcile`]
 //! implementation whose reconcile runs small steps in Flux's order — deletion and the
-//! finalizer, suspend, the new-generation mark, the storage check ([`storage_check`]), the
-//! spec parsed once ([`spec`]), then the source steps ([`source`]: credentials → resolve →
+//! finalizer, suspend, the new-generation mark, the storage check (`storage_check`), the
+//! spec parsed once (`spec`), then the source steps (`source`: credentials → resolve →
 //! verify → pull → archive and store) — and one status write with Flux's conditions and
-//! events on success ([`outcome`]). A failing step returns a typed [`StepFailure`]; the one
+//! events on success (`outcome`). A failing step returns a typed [`StepFailure`]; the one
 //! [`Reconcile::error_policy`] turns it into conditions, a Warning event and the next requeue.
 //!
 //! Level-triggered: every reconcile gets the latest stored object; the triggering event is
