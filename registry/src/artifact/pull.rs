@@ -220,6 +220,11 @@ pub async fn resolve(client: &Client, reference: &Reference) -> Result<Descripto
     let reference = with_default_tag(reference);
     match client.resolve(&reference).await {
         Ok(descriptor) => Ok(descriptor),
+        // An error status of the HEAD already made the client GET; its "not found" is final.
+        Err(e) if e.is_not_found() => Err(Error::GetManifest {
+            reference: reference.to_string(),
+            source: Box::new(e),
+        }),
         Err(head) => {
             tracing::debug!(%reference, error = %head, "HEAD failed; resolving with GET");
             let (_, descriptor, _) =
