@@ -17,8 +17,8 @@ use crate::auth::{
 };
 use crate::config::Config;
 use crate::controller::{
-    ArtifactUrls, Controller, ExponentialBackoff, LogRecorder, Reconciler, ReconcilerConfig,
-    SecretStore,
+    ArtifactUrls, Controller, ExponentialBackoff, LogRecorder, OCIRepositoryReconciler,
+    ReconcilerConfig, SecretStore,
 };
 use crate::http::router::{RouterConfig, router_with};
 use crate::http::state::AppState;
@@ -81,7 +81,7 @@ pub struct App {
     tracker: TaskTracker,
     local_addr: SocketAddr,
     kubeconfig: PathBuf,
-    controller: Arc<Controller>,
+    controller: Arc<Controller<OCIRepositoryReconciler>>,
     artifact_listener: Option<(TcpListener, ArtifactStore)>,
 }
 
@@ -181,7 +181,7 @@ impl App {
                 ArtifactUrls::Subresource(format!("https://{addr}"))
             }
         };
-        let reconciler = Reconciler::new(
+        let reconciler = OCIRepositoryReconciler::new(
             store.clone(),
             artifacts.clone(),
             Arc::new(SecretStore::new(config.secrets_dir.clone())),

@@ -2,15 +2,19 @@
 //! [`crate::archive`] and [`crate::extract`] (reference `flux-cli-artifacts.md` §1–§2).
 //!
 //! Format written (Flux v2.9, `fluxcd/pkg/oci`): an OCI image manifest serialised in Go's
-//! field order, config [`FLUX_CONFIG`](media_types::FLUX_CONFIG) with the 115-byte empty image
+//! field order, config [`FLUX_CONFIG`](crate::manifest::media_types::FLUX_CONFIG) with the 115-byte empty image
 //! config ggcr v0.21.6+ writes ([`FLUX_CONFIG_BLOB`]), one layer
-//! [`FLUX_CONTENT`](media_types::FLUX_CONTENT) (the deterministic tarball of [`crate::archive`]),
+//! [`FLUX_CONTENT`](crate::manifest::media_types::FLUX_CONTENT) (the deterministic tarball of [`crate::archive`]),
 //! and manifest annotations [`ANNOTATION_CREATED`], [`ANNOTATION_SOURCE`],
 //! [`ANNOTATION_REVISION`] plus user annotations (which may override the three).
 //!
-//! Reading accepts artifacts of other tools: an index with exactly one manifest is followed,
-//! the layer is the first with the Flux content type, else the first layer, and it is extracted
-//! as tar or tar+gzip whatever its media type (OCI and Docker layer types included).
+//! Reading is one path for `sourcectl pull`, `sourcectl diff` and the server's reconcilers
+//! ([`pull`](pull())): resolve the reference (HEAD, then GET when HEAD fails in any way), follow
+//! an image index by the [`Platform`] rule, select the layer by [`LayerSelector`] (default: the
+//! first layer), stream it under an optional deadline, then extract it safely (as tar or
+//! tar+gzip whatever its media type) or copy it, and for the reconcilers re-archive the
+//! extracted tree deterministically ([`pull_artifact`]). Artifacts of other tools (OCI and
+//! Docker media types, indexes) are accepted.
 //!
 //! Everything streams: archives are built into a temporary file and uploaded from it; layers
 //! are extracted or hashed while downloading, verified against their digest.
@@ -49,18 +53,20 @@ use std::io;
 
 use crate::client;
 use crate::digest::Digest;
-use crate::manifest::{Descriptor, ImageManifest, Manifest, media_types};
+use crate::manifest::ImageManifest;
 use crate::reference::Reference;
 
+mod diff;
 mod list;
 mod pull;
 mod push;
 mod stream;
 
+pub use diff::{ContentEntry, ContentIndex, DiffReport, diff, index_tree};
 pub use list::{LIST_PAGE_SIZE, TagRow, is_cosign_tag, list};
 pub use pull::{
-    ContentEntry, ContentIndex, DiffReport, PullOptions, Pulled, diff, index_tree, pull,
-    pull_layer_to_file,
+    Fetched, LayerOperation, LayerSelector, Platform, PullOptions, Pulled, fetch, pull,
+    pull_artifact, pull_layer_to_file, resolve,
 };
 pub use push::{PushOptions, Pushed, build, push, tag};
 
@@ -127,19 +133,57 @@ pub enum Error {
         #[source]
         source: Box<client::Error>,
     },
-    /// An image index did not hold exactly one manifest to follow.
-    #[error("{reference} is an index with {count} manifests, expected exactly one")]
-    AmbiguousIndex {
+    /// An image index with several manifests has none for the wanted platform.
+    #[error("{reference} is an index of {count} manifests without a {platform} entry")]
+    NoPlatformMatch {
         /// The reference.
         reference: String,
         /// Number of manifests in the index.
         count: usize,
+        /// The platform wanted (`os/architecture`).
+        platform: String,
+    },
+    /// The index entry chosen is itself an index.
+    #[error("{reference} is a nested image index, which is not supported")]
+    NestedIndex {
+        /// The reference of the inner index.
+        reference: String,
     },
     /// The manifest has no layers.
     #[error("no layers found in artifact {reference}")]
     NoLayers {
         /// The reference.
         reference: String,
+    },
+    /// No layer has the media type of the [`LayerSelector`].
+    #[error("no layer with media type '{media_type}' in artifact {reference}")]
+    NoMatchingLayer {
+        /// The reference.
+        reference: String,
+        /// The media type wanted.
+        media_type: String,
+    },
+    /// The size of a layer to copy is over [`Limits::max_size_bytes`](crate::Limits).
+    #[error(
+        "layer {digest} of {reference} is {size_bytes} bytes, over the limit of {limit_bytes} bytes"
+    )]
+    LayerTooLarge {
+        /// The reference.
+        reference: String,
+        /// The layer digest.
+        digest: Digest,
+        /// The layer size in bytes, as the manifest gives it.
+        size_bytes: u64,
+        /// The limit in bytes.
+        limit_bytes: u64,
+    },
+    /// The layer download did not finish before [`PullOptions::deadline`].
+    #[error("timeout reached while downloading layer {digest} of {reference}")]
+    Deadline {
+        /// The reference.
+        reference: String,
+        /// The layer digest.
+        digest: Digest,
     },
     /// Downloading the layer failed (including digest or size mismatch).
     #[error("pulling layer {digest} of {reference}")]
@@ -172,6 +216,24 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A scratch directory for extraction could not be created.
+    #[error("creating a temporary working directory in {path}")]
+    Scratch {
+        /// The parent directory.
+        path: String,
+        /// The IO error.
+        #[source]
+        source: io::Error,
+    },
+    /// The ignore rules of the extracted content (`.sourceignore`, `spec.ignore`) are invalid.
+    #[error("loading the ignore rules of the extracted content")]
+    Ignore(#[source] crate::sourceignore::Error),
+    /// Re-archiving the extracted content failed (including writing it to its destination).
+    #[error("archiving the extracted content")]
+    Archive(#[source] crate::archive::Error),
+    /// Writing a copied layer to its destination writer failed.
+    #[error("writing the layer")]
+    WriteArtifact(#[source] io::Error),
     /// Reading the local tree for a diff failed.
     #[error("reading {path}")]
     ReadLocal {
@@ -220,67 +282,6 @@ pub fn parse_annotations<S: AsRef<str>>(items: &[S]) -> Result<BTreeMap<String, 
         }
     }
     Ok(out)
-}
-
-/// Fetches `reference`'s manifest; an index with exactly one entry is followed to it. Returns
-/// the image manifest and the descriptor of the image manifest (its digest is the artifact
-/// digest).
-///
-/// # Errors
-/// [`Error::GetManifest`] when a fetch fails, [`Error::AmbiguousIndex`] for an index that does
-/// not hold exactly one manifest.
-pub async fn resolve_image_manifest(
-    client: &client::Client,
-    reference: &Reference,
-) -> Result<(ImageManifest, Descriptor), Error> {
-    let get_err = |reference: &Reference| {
-        let reference = reference.to_string();
-        move |source| Error::GetManifest {
-            reference,
-            source: Box::new(source),
-        }
-    };
-    let reference = with_default_tag(reference);
-    let (manifest, descriptor, _) = client
-        .get_manifest(&reference)
-        .await
-        .map_err(get_err(&reference))?;
-    match manifest {
-        Manifest::Image(image) => Ok((image, descriptor)),
-        Manifest::Index(index) => {
-            let [entry] = index.manifests.as_slice() else {
-                return Err(Error::AmbiguousIndex {
-                    reference: reference.to_string(),
-                    count: index.manifests.len(),
-                });
-            };
-            let inner = reference.with_digest(entry.digest.clone());
-            let (manifest, descriptor, _) =
-                client.get_manifest(&inner).await.map_err(get_err(&inner))?;
-            match manifest {
-                Manifest::Image(image) => Ok((image, descriptor)),
-                Manifest::Index(index) => Err(Error::AmbiguousIndex {
-                    reference: inner.to_string(),
-                    count: index.manifests.len(),
-                }),
-            }
-        }
-    }
-}
-
-/// Picks the content layer: the first whose media type is `media_type` (default
-/// [`FLUX_CONTENT`](media_types::FLUX_CONTENT)), else the first layer (what Flux takes).
-/// `None` when there are no layers.
-pub fn select_layer<'a>(
-    manifest: &'a ImageManifest,
-    media_type: Option<&str>,
-) -> Option<&'a Descriptor> {
-    let wanted = media_type.unwrap_or(media_types::FLUX_CONTENT);
-    manifest
-        .layers
-        .iter()
-        .find(|l| l.media_type == wanted)
-        .or_else(|| manifest.layers.first())
 }
 
 /// `reference` with [`DEFAULT_TAG`] when it has neither tag nor digest.

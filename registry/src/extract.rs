@@ -259,7 +259,7 @@ pub fn extract<R: Read>(reader: R, dest: &Path, limits: &Limits) -> Result<Summa
 
 /// Validates an entry name and returns it as a relative path without `.` components
 /// (empty for the root).
-fn safe_relative_path(raw: &[u8], name: &str) -> Result<PathBuf, Error> {
+pub(crate) fn safe_relative_path(raw: &[u8], name: &str) -> Result<PathBuf, Error> {
     let invalid = |reason| Error::InvalidEntryName {
         entry: name.to_owned(),
         reason,

@@ -31,8 +31,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<E
             max_size_bytes: args.max_size_bytes,
             max_files: args.max_files,
         },
-        layer_media_type: None,
         progress: transfer.callback(),
+        ..PullOptions::default()
     };
     let result = artifact::pull(&client, &reference, &args.output, options).await;
     transfer.finish();

@@ -12,19 +12,37 @@ use crate::client::{self, BlobStream, ProgressFn};
 /// this many chunks of at most a few hundred KiB each).
 const CHANNEL_CHUNKS: usize = 16;
 
-/// A blocking reader fed by [`pump`]. Keeps the first stream error so callers can report the
-/// client error (e.g. a digest mismatch) rather than the IO error tar saw.
+/// Why the layer stream failed.
+#[derive(Debug)]
+pub(super) enum StreamFailure {
+    /// The download or its verification failed (e.g. a digest mismatch).
+    Client(client::Error),
+    /// The deadline passed before the stream ended.
+    Deadline,
+}
+
+impl std::fmt::Display for StreamFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamFailure::Client(e) => e.fmt(f),
+            StreamFailure::Deadline => f.write_str("timeout reached while downloading the layer"),
+        }
+    }
+}
+
+/// A blocking reader fed by [`pump`]. Keeps the first stream failure so callers can report the
+/// client error (e.g. a digest mismatch) or the deadline rather than the IO error tar saw.
 #[derive(Debug)]
 pub(super) struct BlobReader {
-    rx: mpsc::Receiver<Result<Bytes, client::Error>>,
+    rx: mpsc::Receiver<Result<Bytes, StreamFailure>>,
     current: Bytes,
-    error: Option<client::Error>,
+    error: Option<StreamFailure>,
     eof: bool,
 }
 
 impl BlobReader {
-    /// The stream error seen, if any.
-    pub(super) fn take_error(&mut self) -> Option<client::Error> {
+    /// The stream failure seen, if any.
+    pub(super) fn take_error(&mut self) -> Option<StreamFailure> {
         self.error.take()
     }
 
@@ -62,13 +80,30 @@ impl Read for BlobReader {
 }
 
 /// Spawns a task that forwards `stream` into the returned reader, reporting cumulative bytes
-/// to `progress`. Must be called inside a tokio runtime; the reader must be used on a blocking
-/// thread (`spawn_blocking`). The task ends when the stream ends or the reader is dropped.
-pub(super) fn pump(mut stream: BlobStream, progress: Option<ProgressFn>) -> BlobReader {
+/// to `progress`, and ending it with [`StreamFailure::Deadline`] when `deadline` passes first.
+/// Must be called inside a tokio runtime; the reader must be used on a blocking thread
+/// (`spawn_blocking`). The task ends when the stream ends, fails, passes the deadline or the
+/// reader is dropped, so no download outlives its deadline even when the caller gave up.
+pub(super) fn pump(
+    mut stream: BlobStream,
+    progress: Option<ProgressFn>,
+    deadline: Option<tokio::time::Instant>,
+) -> BlobReader {
     let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
     tokio::spawn(async move {
         let mut done = 0u64;
-        while let Some(item) = stream.next().await {
+        loop {
+            let next = match deadline {
+                Some(at) => match tokio::time::timeout_at(at, stream.next()).await {
+                    Ok(next) => next.map(|i| i.map_err(StreamFailure::Client)),
+                    Err(_) => Some(Err(StreamFailure::Deadline)),
+                },
+                None => stream
+                    .next()
+                    .await
+                    .map(|i| i.map_err(StreamFailure::Client)),
+            };
+            let Some(item) = next else { break };
             let failed = item.is_err();
             if let (Ok(chunk), Some(progress)) = (&item, &progress) {
                 done += chunk.len() as u64;

@@ -11,8 +11,9 @@ use registry::client::{ClientIdentity, ProxyConfig};
 use registry::{Client, ClientConfig, Credentials, DockerConfig};
 use sha2::Digest as _;
 
-use super::fetch::{Failure, chain};
-use super::secrets::{Secret, SecretStore};
+use super::super::runtime::chain;
+use super::super::secrets::{Secret, SecretStore};
+use super::failure::StepFailure as Failure;
 
 /// Registry clients shared between reconciles, keyed by a hash of everything that configures
 /// them (so token caches and connections are reused, and a changed Secret makes a new client).
@@ -122,6 +123,38 @@ fn access(secrets: &SecretStore, obj: &OCIRepository) -> Result<Access, Failure>
     Ok(out)
 }
 
+/// A hash of everything that configures a client (the cache key).
+fn fingerprint(access: &Access, insecure: bool, timeout: Duration) -> String {
+    let mut h = sha2::Sha256::new();
+    let mut feed = |label: &str, bytes: Option<&[u8]>| {
+        h.update(label.as_bytes());
+        match bytes {
+            Some(b) => {
+                h.update((b.len() as u64).to_le_bytes());
+                h.update(b);
+            }
+            None => h.update([0xff]),
+        }
+    };
+    feed("insecure", Some(&[u8::from(insecure)]));
+    feed("timeout", Some(&timeout.as_millis().to_le_bytes()));
+    feed("docker", access.docker_config.as_deref());
+    feed("ca", access.ca.as_deref());
+    feed("cert", access.identity.as_ref().map(|i| i.0.as_slice()));
+    feed("key", access.identity.as_ref().map(|i| i.1.as_slice()));
+    let proxy = access.proxy.as_ref();
+    feed("proxy", proxy.map(|p| p.0.as_bytes()));
+    feed(
+        "puser",
+        proxy.and_then(|p| p.1.as_deref()).map(str::as_bytes),
+    );
+    feed(
+        "ppass",
+        proxy.and_then(|p| p.2.as_deref()).map(str::as_bytes),
+    );
+    hex::encode(h.finalize())
+}
+
 impl ClientCache {
     /// The client for `obj`: Secrets are read (blocking file IO, so callers use
     /// `spawn_blocking`), hashed, and the cached client for that configuration returned.
@@ -132,34 +165,7 @@ impl ClientCache {
         timeout: Duration,
     ) -> Result<Client, Failure> {
         let access = access(secrets, obj)?;
-        let mut h = sha2::Sha256::new();
-        let mut feed = |label: &str, bytes: Option<&[u8]>| {
-            h.update(label.as_bytes());
-            match bytes {
-                Some(b) => {
-                    h.update((b.len() as u64).to_le_bytes());
-                    h.update(b);
-                }
-                None => h.update([0xff]),
-            }
-        };
-        feed("insecure", Some(&[u8::from(obj.spec.is_insecure())]));
-        feed("timeout", Some(&timeout.as_millis().to_le_bytes()));
-        feed("docker", access.docker_config.as_deref());
-        feed("ca", access.ca.as_deref());
-        feed("cert", access.identity.as_ref().map(|i| i.0.as_slice()));
-        feed("key", access.identity.as_ref().map(|i| i.1.as_slice()));
-        let proxy = access.proxy.as_ref();
-        feed("proxy", proxy.map(|p| p.0.as_bytes()));
-        feed(
-            "puser",
-            proxy.and_then(|p| p.1.as_deref()).map(str::as_bytes),
-        );
-        feed(
-            "ppass",
-            proxy.and_then(|p| p.2.as_deref()).map(str::as_bytes),
-        );
-        let fingerprint = hex::encode(h.finalize());
+        let fingerprint = fingerprint(&access, obj.spec.is_insecure(), timeout);
         if let Some(c) = self.clients.lock().get(&fingerprint) {
             return Ok(c.clone());
         }

@@ -1,0 +1,259 @@
+//! The end of an OCIRepository reconcile: Flux's conditions, events and status write for a
+//! success ([`OCIRepositoryReconciler::succeed`]) and, in the one error policy, for a failed
+//! step ([`OCIRepositoryReconciler::record_failure`]).
+
+use std::collections::BTreeMap;
+
+use openapi::Artifact;
+use openapi::conditions::{self, reasons, types};
+use openapi::v1::{OCIRepository, OCIRepositoryStatus};
+
+use super::super::backoff::jittered;
+use super::super::events::EventType;
+use super::super::runtime::{Action, chain};
+use super::source::Source;
+use super::spec::Spec;
+use super::{Error, FailureKind, OCIRepositoryReconciler, Progress, StepFailure, now, object_ref};
+
+/// Conditions cleared by a successful reconcile.
+const CLEARED_ON_SUCCESS: [&str; 5] = [
+    types::FETCH_FAILED,
+    types::STORAGE_OPERATION_FAILED,
+    types::ARTIFACT_OUTDATED,
+    types::RECONCILING,
+    types::STALLED,
+];
+
+/// `Reconciling=True` and `Ready=Unknown` (`Progressing`) with the progressing message.
+pub(super) fn mark_progressing(progress: &mut Progress, generation: i64) {
+    let (g, ts, c) = (Some(generation), now(), &mut progress.status.conditions);
+    let message = &progress.reconciling;
+    conditions::mark_true(
+        c,
+        types::RECONCILING,
+        reasons::PROGRESSING,
+        message,
+        g,
+        ts.clone(),
+    );
+    conditions::mark_unknown(c, types::READY, reasons::PROGRESSING, message, g, ts);
+}
+
+/// `ArtifactInStorage` and `Ready` True with `message`, the failure conditions cleared.
+fn mark_ready(status: &mut OCIRepositoryStatus, message: &str, generation: i64) {
+    let (g, ts, c) = (Some(generation), now(), &mut status.conditions);
+    for t in CLEARED_ON_SUCCESS {
+        conditions::delete(c, t);
+    }
+    conditions::mark_true(
+        c,
+        types::ARTIFACT_IN_STORAGE,
+        reasons::SUCCEEDED,
+        message,
+        g,
+        ts.clone(),
+    );
+    conditions::mark_true(c, types::READY, reasons::SUCCEEDED, message, g, ts);
+    status.observed_generation = Some(generation);
+}
+
+/// The failing step's condition, then `Reconciling` (`ProgressingWithRetry`) and
+/// `Ready=False`, as Flux; a stalled failure sets `Stalled` instead of retrying.
+fn mark_failed(progress: &mut Progress, failure: &StepFailure, url: &str, generation: i64) {
+    let (g, ts) = (Some(generation), now());
+    let status = &mut progress.status;
+    if let Some(rev) = &failure.new_revision {
+        if status.artifact.is_some() {
+            let message = format!("new revision '{rev}' for '{url}'");
+            let c = &mut status.conditions;
+            conditions::mark_true(
+                c,
+                types::ARTIFACT_OUTDATED,
+                reasons::NEW_REVISION,
+                &message,
+                g,
+                ts.clone(),
+            );
+        }
+        progress.reconciling = format!("building artifact: new revision '{rev}' for '{url}'");
+    }
+    let (c, reason, message) = (&mut status.conditions, failure.reason, &failure.message);
+    match failure.kind {
+        FailureKind::Stalled => {
+            conditions::delete(c, types::RECONCILING);
+            conditions::delete(c, types::FETCH_FAILED);
+            conditions::mark_true(c, types::STALLED, reason, message, g, ts.clone());
+            status.observed_generation = Some(generation);
+        }
+        FailureKind::Verify => {
+            conditions::mark_false(c, types::SOURCE_VERIFIED, reason, message, g, ts.clone());
+        }
+        kind @ (FailureKind::Fetch | FailureKind::Storage) => {
+            if kind == FailureKind::Fetch {
+                conditions::delete(c, types::STORAGE_OPERATION_FAILED);
+            }
+            conditions::delete(c, types::STALLED);
+            conditions::mark_true(c, kind.condition_type(), reason, message, g, ts.clone());
+        }
+    }
+    if failure.kind != FailureKind::Stalled {
+        let retrying = &progress.reconciling;
+        let r = reasons::PROGRESSING_WITH_RETRY;
+        conditions::mark_true(c, types::RECONCILING, r, retrying, g, ts.clone());
+    }
+    conditions::mark_false(c, types::READY, reason, message, g, ts);
+}
+
+impl OCIRepositoryReconciler {
+    /// Success: the new or unchanged artifact in the status, `Ready=True`, the events, one
+    /// status write, and the next reconcile at the jittered `spec.interval`.
+    pub(super) async fn succeed(
+        &self,
+        obj: &OCIRepository,
+        spec: &Spec,
+        mut progress: Progress,
+        source: Source,
+    ) -> Result<Action, Error> {
+        let old = obj.status.clone().unwrap_or_default();
+        let generation = obj.metadata.generation.unwrap_or(0);
+        let revision = match source {
+            Source::UpToDate { revision } => {
+                let message = format!("artifact up-to-date with remote revision: '{revision}'");
+                self.event(
+                    obj,
+                    EventType::Trace,
+                    reasons::ARTIFACT_UP_TO_DATE,
+                    &message,
+                    BTreeMap::new(),
+                );
+                revision
+            }
+            Source::Stored {
+                revision,
+                stored,
+                annotations,
+            } => {
+                self.remember_verified(&stored);
+                self.update_latest_link(&stored.path).await;
+                let object = object_ref(obj);
+                let (ns, name) = (object.namespace.as_str(), object.name.as_str());
+                let status = &mut progress.status;
+                status.artifact = Some(Artifact {
+                    url: self.config.urls.artifact(&stored.path, ns, name),
+                    path: stored.path,
+                    revision: revision.clone(),
+                    digest: stored.digest,
+                    last_update_time: now(),
+                    size: Some(stored.size as i64),
+                    metadata: annotations.filter(|a| !a.is_empty()),
+                });
+                status.url = Some(self.config.urls.latest(ns, name));
+                status.observed_ignore = obj.spec.ignore.clone();
+                status.observed_layer_selector = obj.spec.layer_selector.clone();
+                revision
+            }
+        };
+        let message = format!("stored artifact for digest '{revision}'");
+        mark_ready(&mut progress.status, &message, generation);
+        self.announce(obj, &old, &progress.status, &revision);
+        self.write_status(obj, &mut progress).await?;
+        Ok(Action::Requeue(jittered(
+            spec.interval,
+            self.config.interval_jitter,
+        )))
+    }
+
+    /// `NewArtifact` for a new digest, `Succeeded` when recovering from a failure.
+    fn announce(
+        &self,
+        obj: &OCIRepository,
+        old: &OCIRepositoryStatus,
+        status: &OCIRepositoryStatus,
+        revision: &str,
+    ) {
+        let artifact = status
+            .artifact
+            .as_ref()
+            .expect("a ready status has an artifact");
+        let mut message = format!(
+            "stored artifact with revision '{revision}' from '{}'",
+            obj.spec.url
+        );
+        if let Some(meta) = &artifact.metadata
+            && let (Some(src), Some(rev)) = (
+                meta.get("org.opencontainers.image.source"),
+                meta.get("org.opencontainers.image.revision"),
+            )
+        {
+            message.push_str(&format!(", origin source '{src}', origin revision '{rev}'"));
+        }
+        let annotations = BTreeMap::from([
+            (
+                "source.toolkit.fluxcd.io/revision".to_owned(),
+                revision.to_owned(),
+            ),
+            (
+                "source.toolkit.fluxcd.io/digest".to_owned(),
+                artifact.digest.clone(),
+            ),
+        ]);
+        let had_failure = [
+            types::FETCH_FAILED,
+            types::STORAGE_OPERATION_FAILED,
+            types::STALLED,
+        ]
+        .iter()
+        .any(|t| conditions::is_true(&old.conditions, t));
+        let previous = old.artifact.as_ref().map(|a| a.digest.as_str());
+        if previous != Some(artifact.digest.as_str()) {
+            self.event(obj, EventType::Normal, "NewArtifact", &message, annotations);
+        } else if had_failure {
+            self.event(
+                obj,
+                EventType::Normal,
+                reasons::SUCCEEDED,
+                &message,
+                annotations,
+            );
+        }
+    }
+
+    /// The error policy of a failed step: its conditions, a Warning event, the status write,
+    /// then backoff — or nothing until the spec changes for a stalled object.
+    pub(super) async fn record_failure(
+        &self,
+        obj: &OCIRepository,
+        failure: &StepFailure,
+        progress: &Progress,
+    ) -> Action {
+        let mut progress = progress.clone();
+        let generation = obj.metadata.generation.unwrap_or(0);
+        mark_failed(&mut progress, failure, &obj.spec.url, generation);
+        self.event(
+            obj,
+            EventType::Warning,
+            failure.reason,
+            &failure.message,
+            BTreeMap::new(),
+        );
+        if let Err(error) = self.write_status(obj, &mut progress).await {
+            tracing::warn!(error = %chain(&error), "writing the failed status failed");
+        }
+        match failure.kind {
+            FailureKind::Stalled => Action::AwaitChange,
+            _ => Action::Backoff,
+        }
+    }
+
+    fn event(
+        &self,
+        obj: &OCIRepository,
+        event_type: EventType,
+        reason: &str,
+        message: &str,
+        annotations: BTreeMap<String, String>,
+    ) {
+        self.events
+            .record(&object_ref(obj), event_type, reason, message, &annotations);
+    }
+}

@@ -1,0 +1,279 @@
+//! The storage step of a reconcile (`flux-source-controller.md` §2.3): garbage collection by
+//! retention, the presence and integrity of the current artifact, its URLs, and the
+//! `latest.tar.gz` link.
+//!
+//! Integrity is Flux's `Storage.VerifyArtifact`: the file's size and sha256 must equal
+//! `status.artifact.size` and `status.artifact.digest`. A file that is missing, of another size
+//! or another digest is removed and rebuilt by this reconcile. Hashing a large artifact on
+//! every reconcile is costly, so a file that passed keeps a stamp (size, modification and change
+//! times, inode) and is hashed again only when the stamp changes — any write to it, a replacement or
+//! a truncation changes it.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::Path;
+
+use openapi::Artifact;
+use openapi::conditions::{self, types};
+use openapi::v1::OCIRepository;
+use storage::{ArtifactStore, StoredArtifact};
+
+use super::super::events::EventType;
+use super::super::runtime::chain;
+use super::{ARTIFACT_KIND, Error, OCIRepositoryReconciler, Progress, blocking, object_ref};
+
+/// What was checked of a stored artifact: its digest and the file's stamp then.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Verified {
+    digest: String,
+    stamp: Stamp,
+}
+
+/// Size, modification and change times, and inode of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> std::io::Result<Self> {
+        let meta = std::fs::metadata(path)?;
+        Ok(Self {
+            size: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            inode: meta.ino(),
+        })
+    }
+}
+
+/// The verdict on the current artifact.
+#[derive(Debug, PartialEq, Eq)]
+enum Verdict {
+    /// Present with the recorded size and digest.
+    Intact(Verified),
+    /// No file.
+    Missing,
+    /// A file of another size or digest (or unreadable): removed.
+    Corrupt(String),
+}
+
+/// Checks the file of `artifact` (blocking): the stamp against `known` first, else size and
+/// sha256. A corrupt file is removed.
+fn verify(store: &ArtifactStore, artifact: &Artifact, known: Option<Verified>) -> Verdict {
+    let path = match store.path(&artifact.path) {
+        Ok(p) => p,
+        Err(e) => return Verdict::Corrupt(chain(&e)),
+    };
+    let stamp = match Stamp::of(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Verdict::Missing,
+        Err(e) => return Verdict::Corrupt(e.to_string()),
+    };
+    let verified = Verified {
+        digest: artifact.digest.clone(),
+        stamp,
+    };
+    if known.as_ref() == Some(&verified) {
+        return Verdict::Intact(verified);
+    }
+    let problem = match artifact.size {
+        Some(size) if size as u64 != stamp.size => {
+            Some(format!("size {} differs from {size} bytes", stamp.size))
+        }
+        _ => match store.verify(&artifact.path, &artifact.digest) {
+            Ok(true) => None,
+            Ok(false) => Some(format!(
+                "computed digest doesn't match '{}'",
+                artifact.digest
+            )),
+            Err(e) => Some(chain(&e)),
+        },
+    };
+    match problem {
+        None => Verdict::Intact(verified),
+        Some(problem) => {
+            let _ = std::fs::remove_file(&path);
+            Verdict::Corrupt(problem)
+        }
+    }
+}
+
+impl OCIRepositoryReconciler {
+    /// Garbage-collects old artifacts and checks the current one. A missing or corrupt
+    /// artifact is dropped from `progress.status` so this reconcile rebuilds it; an intact one
+    /// gets its URLs for the current settings.
+    pub(super) async fn check_storage(
+        &self,
+        obj: &OCIRepository,
+        progress: &mut Progress,
+    ) -> Result<(), Error> {
+        let Some(artifact) = progress.status.artifact.clone() else {
+            return Ok(());
+        };
+        self.collect_garbage(obj, &artifact).await?;
+        let known = self.verified.lock().get(&artifact.path).cloned();
+        let store = self.artifacts.clone();
+        let checked = artifact.clone();
+        let verdict = blocking(move || verify(&store, &checked, known)).await?;
+        let object = object_ref(obj);
+        let status = &mut progress.status;
+        let gone = match verdict {
+            Verdict::Intact(verified) => {
+                self.verified.lock().insert(artifact.path.clone(), verified);
+                let urls = &self.config.urls;
+                let (ns, name) = (object.namespace.as_str(), object.name.as_str());
+                if let Some(a) = status.artifact.as_mut() {
+                    a.url = urls.artifact(&a.path, ns, name);
+                }
+                status.url = Some(urls.latest(ns, name));
+                return Ok(());
+            }
+            Verdict::Missing => "disappeared from storage",
+            Verdict::Corrupt(problem) => {
+                let message = format!("failed to verify integrity of artifact: {problem}");
+                let events = &self.events;
+                events.record(
+                    &object,
+                    EventType::Warning,
+                    "ArtifactVerificationFailed",
+                    &message,
+                    &BTreeMap::new(),
+                );
+                "disappeared from storage"
+            }
+        };
+        self.verified.lock().remove(&artifact.path);
+        status.artifact = None;
+        status.url = None;
+        conditions::delete(&mut status.conditions, types::ARTIFACT_IN_STORAGE);
+        progress.reconciling = format!("building artifact: {gone}");
+        Ok(())
+    }
+
+    async fn collect_garbage(&self, obj: &OCIRepository, artifact: &Artifact) -> Result<(), Error> {
+        let object = object_ref(obj);
+        let (store, ns, name) = (
+            self.artifacts.clone(),
+            object.namespace.clone(),
+            object.name.clone(),
+        );
+        let keep = artifact.path.clone();
+        let (ttl, records) = (self.config.retention_ttl, self.config.retention_records);
+        let collected =
+            blocking(move || store.garbage_collect(ARTIFACT_KIND, &ns, &name, &keep, ttl, records))
+                .await?;
+        match collected {
+            Ok(deleted) if !deleted.is_empty() => {
+                let mut cache = self.verified.lock();
+                for path in &deleted {
+                    cache.remove(path);
+                }
+                drop(cache);
+                let message = format!("garbage collected {} artifacts", deleted.len());
+                self.events.record(
+                    &object,
+                    EventType::Trace,
+                    "GarbageCollectionSucceeded",
+                    &message,
+                    &BTreeMap::new(),
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %chain(&e), "artifact garbage collection failed"),
+        }
+        Ok(())
+    }
+
+    /// Remembers a just-written artifact as verified.
+    pub(super) fn remember_verified(&self, stored: &StoredArtifact) {
+        let Ok(path) = self.artifacts.path(&stored.path) else {
+            return;
+        };
+        if let Ok(stamp) = Stamp::of(&path) {
+            let verified = Verified {
+                digest: stored.digest.clone(),
+                stamp,
+            };
+            self.verified.lock().insert(stored.path.clone(), verified);
+        }
+    }
+
+    /// Points `latest.tar.gz` in the object's directory at the new artifact (best effort, as
+    /// Flux's `Symlink`).
+    pub(super) async fn update_latest_link(&self, path: &str) {
+        let Ok(target) = self.artifacts.path(path) else {
+            return;
+        };
+        let result = blocking(move || -> std::io::Result<()> {
+            let dir = target.parent().expect("artifact paths have a directory");
+            let file = target.file_name().expect("artifact paths have a file name");
+            let tmp = dir.join(format!(".tmp-link-{}", uuid::Uuid::new_v4().simple()));
+            std::os::unix::fs::symlink(file, &tmp)?;
+            std::fs::rename(&tmp, dir.join("latest.tar.gz"))
+        })
+        .await;
+        if let Ok(Err(e)) = result {
+            tracing::debug!(error = %e, "updating latest.tar.gz failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(store: &ArtifactStore, content: &[u8]) -> Artifact {
+        let mut w = store
+            .create(ARTIFACT_KIND, "default", "app", "abc.tar.gz")
+            .unwrap();
+        std::io::Write::write_all(&mut w, content).unwrap();
+        let s = w.finish().unwrap();
+        Artifact {
+            path: s.path,
+            url: String::new(),
+            revision: "latest@sha256:abc".into(),
+            digest: s.digest,
+            last_update_time: super::super::now(),
+            size: Some(s.size as i64),
+            metadata: None,
+        }
+    }
+
+    #[test]
+    fn a_missing_or_corrupt_artifact_is_detected_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::open(dir.path()).unwrap();
+        let artifact = stored(&store, b"the artifact");
+        let Verdict::Intact(known) = verify(&store, &artifact, None) else {
+            panic!("a fresh artifact is intact")
+        };
+        assert_eq!(
+            verify(&store, &artifact, Some(known.clone())),
+            Verdict::Intact(known.clone())
+        );
+        let file = store.path(&artifact.path).unwrap();
+
+        // Same size, other bytes: only the digest can tell, even with a stamp on record.
+        std::fs::write(&file, b"THE ARTIFACT").unwrap();
+        let verdict = verify(&store, &artifact, Some(known.clone()));
+        assert!(
+            matches!(&verdict, Verdict::Corrupt(m) if m.contains("computed digest doesn't match")),
+            "{verdict:?}"
+        );
+        assert!(!file.exists(), "a corrupt artifact is removed");
+
+        // Truncated: the size tells at once.
+        let artifact = stored(&store, b"the artifact");
+        std::fs::write(&file, b"the").unwrap();
+        let verdict = verify(&store, &artifact, Some(known));
+        assert!(
+            matches!(&verdict, Verdict::Corrupt(m) if m.contains("size 3 differs from 12 bytes")),
+            "{verdict:?}"
+        );
+        assert_eq!(verify(&store, &artifact, None), Verdict::Missing);
+    }
+}
