@@ -5,11 +5,15 @@
 //!
 //! The API is synchronous; async callers run it in `spawn_blocking`.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -18,10 +22,77 @@ use crate::error::{Error, Result};
 /// open.
 const TEMP_PREFIX: &str = ".tmp-";
 
-/// The artifact file store rooted at `<data_dir>/artifacts`.
+/// The directory under the root that records the digest each artifact was written with:
+/// `<root>/.digests/<kind>/<namespace>/<name>/<file>` holds `sha256:<hex>`. Not a valid kind,
+/// so it is never served, and outside the object directories that hold artifacts.
+const DIGESTS_DIR: &str = ".digests";
+
+/// The most file verdicts [`ArtifactStore`] remembers before it forgets them all.
+const MAX_VERIFIED_FILES: usize = 4096;
+
+/// The artifact file store rooted at `<data_dir>/artifacts`. Clones share one cache of
+/// computed digests.
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
     root: PathBuf,
+    digests: DigestCache,
+}
+
+/// Which bytes a file holds, as far as the file system tells without reading them: device,
+/// inode, size, and modification and change times in nanoseconds (the change time cannot be
+/// set from user space, so `touch -r` after an in-place edit still changes it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i128,
+    ctime_ns: i128,
+}
+
+impl FileIdentity {
+    fn of(meta: &fs::Metadata) -> Self {
+        let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
+        Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
+            ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// The sha256 last computed (or written) per file identity, so repeated downloads of an
+/// unchanged file are not hashed again.
+#[derive(Clone, Debug, Default)]
+struct DigestCache(Arc<Mutex<HashMap<FileIdentity, String>>>);
+
+impl DigestCache {
+    fn get(&self, id: &FileIdentity) -> Option<String> {
+        self.0.lock().get(id).cloned()
+    }
+
+    fn insert(&self, id: FileIdentity, digest: String) {
+        let mut map = self.0.lock();
+        if map.len() >= MAX_VERIFIED_FILES {
+            map.clear();
+        }
+        map.insert(id, digest);
+    }
+}
+
+/// A stored artifact opened for reading after its content was checked against its digest:
+/// `file` is positioned at its start and holds exactly the verified bytes (it stays the same
+/// inode if the path is replaced meanwhile).
+#[derive(Debug)]
+pub struct VerifiedArtifact {
+    /// The open file.
+    pub file: File,
+    /// Its size in bytes.
+    pub size: u64,
+    /// `sha256:<hex>` of its content, equal to the expected digest.
+    pub digest: String,
 }
 
 /// A file stored by [`ArtifactWriter::finish`].
@@ -40,6 +111,8 @@ pub struct StoredArtifact {
 /// file, so a reader never sees a partial artifact.
 #[derive(Debug)]
 pub struct ArtifactWriter {
+    digests: DigestCache,
+    record: PathBuf,
     file: Option<File>,
     temp: PathBuf,
     target: PathBuf,
@@ -112,7 +185,10 @@ impl ArtifactStore {
     pub fn open(data_dir: &Path) -> Result<Self> {
         let root = data_dir.join("artifacts");
         fs::create_dir_all(&root).map_err(io_err("creating artifact root", &root))?;
-        let store = Self { root };
+        let store = Self {
+            root,
+            digests: DigestCache::default(),
+        };
         store.remove_temporaries(&store.root.clone(), 0)?;
         Ok(store)
     }
@@ -129,7 +205,7 @@ impl ArtifactStore {
             let file_type = entry
                 .file_type()
                 .map_err(io_err("scanning artifact directory", &path))?;
-            if file_type.is_dir() && depth < 3 {
+            if file_type.is_dir() && depth < 4 {
                 self.remove_temporaries(&path, depth + 1)?;
             } else if file_type.is_file()
                 && entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
@@ -176,6 +252,14 @@ impl ArtifactStore {
             .open(&temp)
             .map_err(io_err("creating temporary artifact", &temp))?;
         Ok(ArtifactWriter {
+            digests: self.digests.clone(),
+            record: self
+                .root
+                .join(DIGESTS_DIR)
+                .join(kind)
+                .join(namespace)
+                .join(name)
+                .join(file_name),
             file: Some(file),
             target: dir.join(file_name),
             temp,
@@ -226,32 +310,131 @@ impl ArtifactStore {
     }
 
     /// True when the stored file's sha256 equals `digest` (`sha256:<hex>`); false for a
-    /// mismatch, a missing file, or a digest of another algorithm.
+    /// mismatch, a missing file, or a digest of another algorithm. A match also records
+    /// `digest` beside the file (best effort), so that [`ArtifactStore::open_verified`] can
+    /// check files written before digests were recorded.
     ///
     /// # Errors
     /// [`Error::InvalidPath`]; [`Error::Io`] for read errors other than a missing file.
     pub fn verify(&self, relative: &str, digest: &str) -> Result<bool> {
-        let Some(expected) = digest.strip_prefix("sha256:") else {
+        if !digest.starts_with("sha256:") {
             return Ok(false);
-        };
+        }
         let path = self.path(relative)?;
         let mut file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(io_err("opening artifact", &path)(e)),
         };
+        let actual = self.digest_of(&mut file, &path)?;
+        let matches = actual.eq_ignore_ascii_case(digest);
+        if matches
+            && self.recorded_digest(&path)?.as_deref() != Some(digest)
+            && let Err(e) = record_digest(&self.digest_record_path(&path), digest)
+        {
+            tracing::debug!(error = %e, "recording the artifact digest failed");
+        }
+        Ok(matches)
+    }
+
+    /// Opens a stored artifact for serving, but only when its content's sha256 equals
+    /// `expected` (e.g. `status.artifact.digest`), or, when `expected` is `None`, the digest
+    /// recorded when it was written. The file is hashed through the returned handle before
+    /// its first byte is served; the verdict is cached per file identity (device, inode, size,
+    /// modification and change time), so repeated downloads of an unchanged file do not hash
+    /// it again. `latest.tar.gz` links are followed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPath`] as for [`ArtifactStore::path`]; [`Error::Io`] (kind `NotFound`
+    /// when missing, see [`Error::is_artifact_missing`]); [`Error::ArtifactDigestMismatch`]
+    /// when the content does not match (corrupted or replaced on disk: the reconcile rebuilds
+    /// it); [`Error::ArtifactDigestUnknown`] when `expected` is `None` and no digest was
+    /// recorded for the file.
+    pub fn open_verified(
+        &self,
+        relative: &str,
+        expected: Option<&str>,
+    ) -> Result<VerifiedArtifact> {
+        let path = self.path(relative)?;
+        let mut file = File::open(&path).map_err(io_err("opening artifact", &path))?;
+        let expected = match expected {
+            Some(d) => d.to_owned(),
+            None => self
+                .recorded_digest(&path)?
+                .ok_or_else(|| Error::ArtifactDigestUnknown { path: path.clone() })?,
+        };
+        let actual = self.digest_of(&mut file, &path)?;
+        if !actual.eq_ignore_ascii_case(&expected) {
+            tracing::warn!(path = %path.display(), %expected, %actual, "refusing to serve a corrupted artifact");
+            return Err(Error::ArtifactDigestMismatch {
+                path,
+                expected,
+                actual,
+            });
+        }
+        file.rewind().map_err(io_err("reading artifact", &path))?;
+        let size = file
+            .metadata()
+            .map_err(io_err("reading artifact metadata", &path))?
+            .len();
+        Ok(VerifiedArtifact {
+            file,
+            size,
+            digest: actual,
+        })
+    }
+
+    /// The sha256 of an open file's content, from the cache when its identity is unchanged.
+    fn digest_of(&self, file: &mut File, path: &Path) -> Result<String> {
+        let meta = |f: &File| {
+            f.metadata()
+                .map_err(io_err("reading artifact metadata", path))
+        };
+        let before = FileIdentity::of(&meta(file)?);
+        if let Some(digest) = self.digests.get(&before) {
+            return Ok(digest);
+        }
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let n = file
                 .read(&mut buf)
-                .map_err(io_err("reading artifact", &path))?;
+                .map_err(io_err("reading artifact", path))?;
             if n == 0 {
                 break;
             }
             hasher.update(&buf[..n]);
         }
-        Ok(hex::encode(hasher.finalize()).eq_ignore_ascii_case(expected))
+        let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
+        // Cache only a verdict about bytes that did not change while they were read.
+        if FileIdentity::of(&meta(file)?) == before {
+            self.digests.insert(before, digest.clone());
+        }
+        Ok(digest)
+    }
+
+    /// Where the digest of the artifact at `path` (under the root) is recorded, following a
+    /// `latest.tar.gz` link to its target.
+    fn digest_record_path(&self, path: &Path) -> PathBuf {
+        let relative = path.strip_prefix(&self.root).unwrap_or(path);
+        let record = self.root.join(DIGESTS_DIR).join(relative);
+        match fs::read_link(path)
+            .ok()
+            .and_then(|t| t.file_name().map(|n| n.to_owned()))
+        {
+            Some(target) => record.with_file_name(target),
+            None => record,
+        }
+    }
+
+    /// The digest recorded for `path` (following a `latest.tar.gz` link), if any.
+    fn recorded_digest(&self, path: &Path) -> Result<Option<String>> {
+        let record = self.digest_record_path(path);
+        match fs::read_to_string(&record) {
+            Ok(text) => Ok(Some(text.trim().to_owned())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("reading artifact digest record", &record)(e)),
+        }
     }
 
     /// Deletes the object's files other than `keep` by Flux's retention
@@ -306,6 +489,12 @@ impl ArtifactStore {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(io_err("deleting artifact", &path)(e)),
                 }
+                let record = self.digest_record_path(&path);
+                match fs::remove_file(&record) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err("deleting artifact digest record", &record)(e)),
+                }
                 deleted.push((modified, format!("{kind}/{namespace}/{name}/{file_name}")));
             }
         }
@@ -323,6 +512,17 @@ impl ArtifactStore {
     /// [`Error::InvalidPath`]; [`Error::Io`].
     pub fn remove_object(&self, kind: &str, namespace: &str, name: &str) -> Result<()> {
         let dir = self.object_dir(kind, namespace, name)?;
+        let records = self
+            .root
+            .join(DIGESTS_DIR)
+            .join(kind)
+            .join(namespace)
+            .join(name);
+        match fs::remove_dir_all(&records) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("removing artifact digest directory", &records)(e)),
+        }
         match fs::remove_dir_all(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -333,6 +533,30 @@ impl ArtifactStore {
         }
         Ok(())
     }
+}
+
+/// Writes a digest record atomically (temporary file, fsync, rename, fsync of its directory).
+fn record_digest(record: &Path, digest: &str) -> Result<()> {
+    let dir = record.parent().unwrap_or(Path::new(""));
+    fs::create_dir_all(dir).map_err(io_err("creating artifact digest directory", dir))?;
+    let temp = dir.join(format!(
+        "{TEMP_PREFIX}{}-digest",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let written = File::create(&temp)
+        .and_then(|mut f| {
+            f.write_all(digest.as_bytes())?;
+            f.sync_all()
+        })
+        .map_err(io_err("writing artifact digest record", &temp))
+        .and_then(|()| {
+            fs::rename(&temp, record).map_err(io_err("writing artifact digest record", record))
+        });
+    if written.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    written?;
+    fsync_dir(dir)
 }
 
 impl Write for ArtifactWriter {
@@ -370,8 +594,21 @@ impl ArtifactWriter {
         let file = self.file.take().expect("finish is called once");
         file.sync_all()
             .map_err(io_err("syncing artifact", &self.temp))?;
+        let identity = file
+            .metadata()
+            .map_err(io_err("reading artifact metadata", &self.temp))?;
         drop(file);
+        let digest = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
+        // The record first: whatever happens after, the bytes at the target are served only
+        // when they match the digest recorded for them.
+        record_digest(&self.record, &digest)?;
         fs::rename(&self.temp, &self.target).map_err(io_err("renaming artifact", &self.target))?;
+        // Renaming keeps the inode; the change time moves, so this is a fresh identity.
+        if let Ok(meta) = fs::metadata(&self.target)
+            && meta.ino() == identity.ino()
+        {
+            self.digests.insert(FileIdentity::of(&meta), digest.clone());
+        }
         let dir = self
             .target
             .parent()
@@ -380,7 +617,6 @@ impl ArtifactWriter {
         // From here on the file is in place; Drop must not touch it.
         self.temp = PathBuf::new();
         fsync_dir(&dir)?;
-        let digest = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
         Ok(StoredArtifact {
             path: std::mem::take(&mut self.relative),
             digest,

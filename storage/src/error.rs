@@ -123,6 +123,24 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+    /// A stored artifact's content does not match its digest (it was corrupted or replaced
+    /// on disk): it must not be served; the reconcile rebuilds it. 503 Service Unavailable.
+    #[error("artifact {} does not match its digest {expected} (its content hashes to {actual}); it is not served until it is rebuilt", .path.display())]
+    ArtifactDigestMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The digest it should have (`sha256:<hex>`).
+        expected: String,
+        /// The digest of its content.
+        actual: String,
+    },
+    /// A stored artifact has no recorded digest to check it against, so it is not served
+    /// until a reconcile verifies it. 503 Service Unavailable.
+    #[error("artifact {} has no recorded digest to verify it against; it is not served until it is verified", .path.display())]
+    ArtifactDigestUnknown {
+        /// The file.
+        path: PathBuf,
+    },
     /// Another store (in this or another process) has the database open: only one may, as
     /// the writer owns the revision counter. Guarded by an exclusive lock on `<db>.lock`.
     #[error("database {} is in use by another store", .path.display())]
@@ -165,6 +183,10 @@ impl Error {
                 | Error::InvalidContinue { .. }
         )
     }
+    /// True when a stored artifact file does not exist ([`Error::Io`] of kind `NotFound`).
+    pub fn is_artifact_missing(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
     /// True for [`Error::Invalid`] (HTTP 422).
     pub fn is_invalid(&self) -> bool {
         matches!(self, Error::Invalid { .. })
@@ -179,7 +201,9 @@ impl Error {
             | Error::InvalidFieldSelector { .. }
             | Error::InvalidContinue { .. } => 400,
             Error::Invalid { .. } => 422,
-            Error::Closed => 503,
+            Error::Closed
+            | Error::ArtifactDigestMismatch { .. }
+            | Error::ArtifactDigestUnknown { .. } => 503,
             _ => 500,
         }
     }
@@ -195,7 +219,9 @@ impl Error {
             | Error::InvalidFieldSelector { .. }
             | Error::InvalidContinue { .. } => "BadRequest",
             Error::Invalid { .. } => "Invalid",
-            Error::Closed => "ServiceUnavailable",
+            Error::Closed
+            | Error::ArtifactDigestMismatch { .. }
+            | Error::ArtifactDigestUnknown { .. } => "ServiceUnavailable",
             _ => "InternalError",
         }
     }

@@ -56,7 +56,7 @@ mod selector;
 pub mod sqlite;
 pub mod store;
 
-pub use artifact::{ArtifactStore, ArtifactWriter, StoredArtifact};
+pub use artifact::{ArtifactStore, ArtifactWriter, StoredArtifact, VerifiedArtifact};
 pub use error::{Error, Result};
 pub use key::{ObjectKey, ResourceKey, Revision};
 pub use sqlite::{Retention, SqliteConfig, SqliteStore};

@@ -205,6 +205,13 @@ impl SqliteStore {
         .await
     }
 
+    /// The number of watches currently registered with the store: every open
+    /// [`ObjectStore::watch`] stream counts until it is dropped or ends (a client that
+    /// disconnects mid-stream drops its stream, so this returns to the number of live watches).
+    pub fn watchers(&self) -> usize {
+        self.hub.watchers()
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path

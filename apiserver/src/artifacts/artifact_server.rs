@@ -18,16 +18,28 @@ use storage::ArtifactStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// Opens a stored artifact by its relative path; `None` when the path is invalid or the file is
-/// missing. File IO runs on the blocking pool.
-pub async fn open(store: &ArtifactStore, relative: &str) -> Option<(tokio::fs::File, u64)> {
+/// Opens a stored artifact by its relative path after checking its content against `expected`
+/// (`status.artifact.digest`), or, when `None`, the digest recorded when it was written
+/// ([`ArtifactStore::open_verified`]): bytes that do not match are never served. Returns the
+/// file, its size and its digest. File IO runs on the blocking pool.
+///
+/// # Errors
+/// The store's error: an invalid path, a missing file ([`storage::Error::is_artifact_missing`]),
+/// or a digest that does not match (503); [`storage::Error::Closed`] if the task failed.
+pub async fn open(
+    store: &ArtifactStore,
+    relative: &str,
+    expected: Option<&str>,
+) -> Result<(tokio::fs::File, u64, String), storage::Error> {
     let store = store.clone();
     let relative = relative.to_owned();
-    let (file, size) = tokio::task::spawn_blocking(move || store.open_read(&relative))
-        .await
-        .ok()?
-        .ok()?;
-    Some((tokio::fs::File::from_std(file), size))
+    let expected = expected.map(str::to_owned);
+    let artifact =
+        tokio::task::spawn_blocking(move || store.open_verified(&relative, expected.as_deref()))
+            .await
+            .map_err(|_| storage::Error::Closed)??;
+    let file = tokio::fs::File::from_std(artifact.file);
+    Ok((file, artifact.size, artifact.digest))
 }
 
 /// A streaming `200` response: `Content-Type: application/gzip`, `Content-Length`, and, when
@@ -45,9 +57,12 @@ pub fn response(file: tokio::fs::File, size: u64, digest: Option<&str>) -> Respo
 }
 
 async fn serve_file(State(store): State<ArtifactStore>, Path(path): Path<String>) -> Response {
-    match open(&store, &path).await {
-        Some((file, size)) => response(file, size, None),
-        None => (StatusCode::NOT_FOUND, "404 page not found\n").into_response(),
+    match open(&store, &path, None).await {
+        Ok((file, size, digest)) => response(file, size, Some(&digest)),
+        Err(e) if e.status_code() == 503 => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()
+        }
+        Err(_) => (StatusCode::NOT_FOUND, "404 page not found\n").into_response(),
     }
 }
 

@@ -1,18 +1,20 @@
 //! Standalone mode's Secrets: the Kubernetes `Secret` manifests (YAML or JSON, several
 //! documents a file allowed, as `kubectl create secret … --dry-run=client -o yaml` writes them)
-//! in `--secrets-dir`, re-read whenever a file changes (by modification time and size), so that
-//! fixing a Secret file takes effect at the next reconcile without a restart.
+//! in `--secrets-dir`, re-parsed whenever a file's content changes (by its sha256, so a same-size
+//! rewrite within the file system's timestamp granularity counts), so that fixing a Secret file
+//! takes effect at the next reconcile without a restart. A malformed file is logged and skipped;
+//! it never hides the Secrets of the other files.
 //!
 //! A Secret without `metadata.namespace` belongs to `default`. `data` values are base64,
 //! `stringData` values plain text and win over `data`, as the API server merges them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use base64::Engine as _;
 use parking_lot::Mutex;
 use serde::Deserialize as _;
+use sha2::{Digest as _, Sha256};
 
 /// A Secret's type and decoded data.
 #[derive(Clone, PartialEq, Eq)]
@@ -59,9 +61,15 @@ pub enum Error {
     },
 }
 
-type Parsed = (SystemTime, u64, Vec<Secret>);
+/// One file as last parsed: the sha256 of its content and what it held (or why it did not
+/// parse).
+#[derive(Debug)]
+struct Parsed {
+    sha256: [u8; 32],
+    secrets: Result<Vec<Secret>, String>,
+}
 
-/// The Secrets of `--secrets-dir`, cached per file and re-parsed when a file changes.
+/// The Secrets of `--secrets-dir`, cached per file and re-parsed when a file's content changes.
 #[derive(Debug)]
 pub struct SecretStore {
     dir: PathBuf,
@@ -82,77 +90,91 @@ impl SecretStore {
         &self.dir
     }
 
-    /// Finds `namespace/name`. Blocking (file IO): call it from `spawn_blocking`.
+    /// Finds `namespace/name`; when several files define it, the last file in name order wins.
+    /// Blocking (file IO): call it from `spawn_blocking`.
+    ///
+    /// Every file is read at each lookup and re-parsed only when the sha256 of its content
+    /// changed, so a rewrite is noticed even when it keeps the size and lands within the
+    /// file system's timestamp granularity. A file that cannot be read or parsed is logged
+    /// (once per content) and skipped: the Secrets of the other files stay available.
     ///
     /// # Errors
-    /// [`Error::Read`] when the directory or a file cannot be read, [`Error::Parse`] for a file
-    /// that is not YAML/JSON. Files that hold other kinds are ignored.
+    /// [`Error::Read`] when the directory cannot be listed. When `namespace/name` is in no
+    /// readable file but some file is malformed, that file's [`Error::Parse`] (or
+    /// [`Error::Read`]), since the Secret may be the one it fails to define. Files that hold
+    /// other kinds are ignored.
     pub fn get(&self, namespace: &str, name: &str) -> Result<Option<Secret>, Error> {
+        let files = self.files()?;
+        let mut found = None;
+        let mut broken = None;
+        let mut cache = self.cache.lock();
+        cache.retain(|path, _| files.contains(path));
+        for path in files {
+            let content = match std::fs::read(&path) {
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(source) => {
+                    tracing::warn!(path = %path.display(), error = %source, "skipping an unreadable Secret file");
+                    broken.get_or_insert(Error::Read { path, source });
+                    continue;
+                }
+            };
+            let sha256: [u8; 32] = Sha256::digest(&content).into();
+            if cache.get(&path).is_none_or(|p| p.sha256 != sha256) {
+                let secrets = std::str::from_utf8(&content)
+                    .map_err(|_| "not UTF-8 text".to_owned())
+                    .and_then(parse);
+                if let Err(message) = &secrets {
+                    tracing::warn!(path = %path.display(), %message, "skipping a malformed Secret manifest");
+                }
+                cache.insert(path.clone(), Parsed { sha256, secrets });
+            }
+            let parsed = &cache[&path];
+            match &parsed.secrets {
+                Ok(secrets) => {
+                    if let Some(s) = secrets
+                        .iter()
+                        .find(|s| s.namespace == namespace && s.name == name)
+                    {
+                        found = Some(s.clone());
+                    }
+                }
+                Err(message) => {
+                    broken.get_or_insert(Error::Parse {
+                        path,
+                        message: message.clone(),
+                    });
+                }
+            }
+        }
+        match (found, broken) {
+            (Some(secret), _) => Ok(Some(secret)),
+            (None, Some(error)) => Err(error),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The `.yaml`, `.yml` and `.json` files of the directory, sorted; none when it is missing.
+    fn files(&self) -> Result<Vec<PathBuf>, Error> {
+        let read_error = |source| Error::Read {
+            path: self.dir.clone(),
+            source,
+        };
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(Error::Read {
-                    path: self.dir.clone(),
-                    source,
-                });
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(read_error(source)),
         };
-        let mut files: Vec<PathBuf> = Vec::new();
+        let mut files = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|source| Error::Read {
-                path: self.dir.clone(),
-                source,
-            })?;
-            let path = entry.path();
+            let path = entry.map_err(read_error)?.path();
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-            if matches!(ext, "yaml" | "yml" | "json") {
+            if matches!(ext, "yaml" | "yml" | "json") && path.is_file() {
                 files.push(path);
             }
         }
         files.sort();
-        let mut found = None;
-        for path in files {
-            let meta = match std::fs::metadata(&path) {
-                Ok(m) if m.is_file() => m,
-                _ => continue,
-            };
-            let stamp = (
-                meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                meta.len(),
-            );
-            let cached = {
-                let cache = self.cache.lock();
-                cache
-                    .get(&path)
-                    .filter(|(t, l, _)| (*t, *l) == stamp)
-                    .map(|(_, _, s)| s.clone())
-            };
-            let secrets = match cached {
-                Some(s) => s,
-                None => {
-                    let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    let parsed = parse(&text).map_err(|message| Error::Parse {
-                        path: path.clone(),
-                        message,
-                    })?;
-                    self.cache
-                        .lock()
-                        .insert(path.clone(), (stamp.0, stamp.1, parsed.clone()));
-                    parsed
-                }
-            };
-            if let Some(s) = secrets
-                .into_iter()
-                .find(|s| s.namespace == namespace && s.name == name)
-            {
-                found = Some(s);
-            }
-        }
-        Ok(found)
+        Ok(files)
     }
 }
 
@@ -239,6 +261,81 @@ mod tests {
         let a = store.get("default", "a").unwrap().unwrap();
         assert_eq!(a.data["x"], b"changed-and-longer");
         assert!(!format!("{a:?}").contains("changed"), "Debug shows no data");
+    }
+
+    fn opaque(name: &str, value: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\nstringData:\n  v: {value}\n"
+        )
+    }
+
+    #[test]
+    fn a_same_size_rewrite_with_the_same_modification_time_is_noticed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("creds.yaml");
+        std::fs::write(&file, opaque("a", "one")).unwrap();
+        let mtime = std::fs::metadata(&file).unwrap().modified().unwrap();
+        let store = SecretStore::new(dir.path());
+        assert_eq!(
+            store.get("default", "a").unwrap().unwrap().data["v"],
+            b"one"
+        );
+        // Same size, same modification time: only the content tells them apart.
+        std::fs::write(&file, opaque("a", "two")).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), mtime);
+        assert_eq!(
+            store.get("default", "a").unwrap().unwrap().data["v"],
+            b"two"
+        );
+    }
+
+    #[test]
+    fn a_malformed_manifest_is_skipped_and_named_only_for_secrets_found_nowhere() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), opaque("a", "one")).unwrap();
+        std::fs::write(
+            dir.path().join("m.yaml"),
+            "kind: Secret\nmetadata: [unclosed\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("n.yaml"),
+            "kind: Secret\nmetadata:\n  name: n\ndata:\n  k: '%%%'\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("z.yaml"), opaque("z", "last")).unwrap();
+        let store = SecretStore::new(dir.path());
+        assert_eq!(
+            store.get("default", "a").unwrap().unwrap().data["v"],
+            b"one"
+        );
+        assert_eq!(
+            store.get("default", "z").unwrap().unwrap().data["v"],
+            b"last"
+        );
+        match store.get("default", "missing") {
+            Err(Error::Parse { path, message }) => {
+                assert_eq!(path, dir.path().join("m.yaml"));
+                assert!(!message.is_empty());
+            }
+            other => panic!("the malformed file is named: {other:?}"),
+        }
+        std::fs::remove_file(dir.path().join("m.yaml")).unwrap();
+        match store.get("default", "missing") {
+            Err(Error::Parse { path, message }) => {
+                assert_eq!(path, dir.path().join("n.yaml"));
+                assert_eq!(message, "Secret default/n: data.k is not valid base64");
+            }
+            other => panic!("the file with bad base64 is named: {other:?}"),
+        }
+        std::fs::remove_file(dir.path().join("n.yaml")).unwrap();
+        assert!(store.get("default", "missing").unwrap().is_none());
     }
 
     #[test]

@@ -5,8 +5,8 @@
 //! its stream ends with 410 Expired, so a slow client never grows the server's memory.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::Mutex;
@@ -35,6 +35,7 @@ pub(super) struct Change {
 
 #[derive(Debug)]
 struct Subscriber {
+    id: u64,
     resource: ResourceKey,
     namespace: Option<String>,
     tx: mpsc::Sender<Arc<Change>>,
@@ -45,6 +46,8 @@ struct Subscriber {
 #[derive(Debug, Default)]
 pub(super) struct Hub {
     subscribers: Mutex<Vec<Subscriber>>,
+    /// The id of the next subscriber.
+    next_id: AtomicU64,
     /// Every change with a revision up to this one has been offered to every subscriber.
     published: AtomicU64,
     /// `apiVersion`/`kind` last seen per collection, for bookmarks.
@@ -52,11 +55,23 @@ pub(super) struct Hub {
     closed: AtomicBool,
 }
 
-/// A watcher's end of the hub.
+/// A watcher's end of the hub. Dropping it (the watch stream ended or its client went away)
+/// removes the watcher from the hub at once, so a client that disconnects mid-stream leaves
+/// nothing behind.
 #[derive(Debug)]
 pub(super) struct Subscription {
     rx: mpsc::Receiver<Arc<Change>>,
     overflowed: Arc<AtomicBool>,
+    hub: Weak<Hub>,
+    id: u64,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(hub) = self.hub.upgrade() {
+            hub.unsubscribe(self.id);
+        }
+    }
 }
 
 impl Hub {
@@ -68,24 +83,41 @@ impl Hub {
 
     /// Registers a watcher of `resource` in `namespace` with a buffer of `capacity` changes.
     pub(super) fn subscribe(
-        &self,
+        self: &Arc<Self>,
         resource: &ResourceKey,
         namespace: Option<&str>,
         capacity: usize,
     ) -> Result<Subscription> {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let overflowed = Arc::new(AtomicBool::new(false));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut subs = self.subscribers.lock();
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
         subs.push(Subscriber {
+            id,
             resource: resource.clone(),
             namespace: namespace.map(str::to_owned),
             tx,
             overflowed: overflowed.clone(),
         });
-        Ok(Subscription { rx, overflowed })
+        Ok(Subscription {
+            rx,
+            overflowed,
+            hub: Arc::downgrade(self),
+            id,
+        })
+    }
+
+    /// Forgets the watcher `id` (its stream was dropped).
+    fn unsubscribe(&self, id: u64) {
+        self.subscribers.lock().retain(|s| s.id != id);
+    }
+
+    /// The number of registered watchers.
+    pub(super) fn watchers(&self) -> usize {
+        self.subscribers.lock().len()
     }
 
     /// Offers committed changes (in revision order) to every interested watcher.
