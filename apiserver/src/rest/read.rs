@@ -88,7 +88,11 @@ pub(crate) async fn artifact(call: Call) -> Result<Response, ApiError> {
         return Err(no_artifact());
     };
     match crate::artifacts::artifact_server::open(&call.state.artifacts, path, Some(digest)).await {
-        Ok((file, size, _)) => Ok(crate::artifacts::artifact_server::response(file, size, Some(digest))),
+        Ok((file, size, _)) => Ok(crate::artifacts::artifact_server::response(
+            file,
+            size,
+            Some(digest),
+        )),
         Err(e) if e.is_artifact_missing() => Err(no_artifact()),
         Err(e) if e.status_code() == 503 => Err(ApiError::unavailable(format!(
             "the stored artifact of {} \"{}\" does not match its digest {digest}; it is not served until the reconcile rebuilds it",
