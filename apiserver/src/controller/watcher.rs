@@ -29,10 +29,12 @@ const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
 /// Delay before watching again after the watch could not be started.
 const REWATCH_DELAY: Duration = Duration::from_secs(1);
 
-/// What makes an object due: a new generation, a new reconcile request or the start of
-/// deletion, never status changes.
+/// What makes an object due: a new object (another uid, so one deleted and created again while
+/// no watch ran is not mistaken for the old one), a new generation, a new reconcile request or
+/// the start of deletion, never status changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Trigger {
+    uid: Option<String>,
     generation: i64,
     requested_at: Option<String>,
     deleting: bool,
@@ -42,6 +44,7 @@ impl Trigger {
     pub(super) fn of(object: &Value) -> Self {
         let meta = &object["metadata"];
         Self {
+            uid: meta["uid"].as_str().map(str::to_owned),
             generation: meta["generation"].as_i64().unwrap_or(0),
             requested_at: meta["annotations"][RECONCILE_REQUEST_ANNOTATION]
                 .as_str()
@@ -182,7 +185,7 @@ mod tests {
     #[test]
     fn only_generation_requests_and_deletion_trigger() {
         let base = serde_json::json!({
-            "metadata": {"name": "a", "namespace": "default", "generation": 1},
+            "metadata": {"name": "a", "namespace": "default", "generation": 1, "uid": "u1"},
             "spec": {"interval": "1m"},
         });
         let t = Trigger::of(&base);
@@ -198,8 +201,15 @@ mod tests {
         requested["metadata"]["annotations"] =
             serde_json::json!({"reconcile.fluxcd.io/requestedAt": "now"});
         assert_ne!(Trigger::of(&requested), t);
-        let mut deleting = base;
+        let mut deleting = base.clone();
         deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z".into();
         assert_ne!(Trigger::of(&deleting), t);
+        let mut recreated = base;
+        recreated["metadata"]["uid"] = "another-uid".into();
+        assert_ne!(
+            Trigger::of(&recreated),
+            t,
+            "a new object with the same name"
+        );
     }
 }
