@@ -18,7 +18,7 @@ fn server(secrets: &Path) -> ApiServer {
         Path::new(env!("CARGO_BIN_EXE_source-apiserver")),
         ServerOptions {
             args: vec!["--secrets-dir".into(), secrets.display().to_string()],
-            data_dir: None,
+            ..Default::default()
         },
     )
 }
