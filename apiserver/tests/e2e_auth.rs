@@ -18,7 +18,7 @@ fn server(secrets: &Path) -> ApiServer {
         Path::new(env!("CARGO_BIN_EXE_source-apiserver")),
         ServerOptions {
             args: vec!["--secrets-dir".into(), secrets.display().to_string()],
-            data_dir: None,
+            ..Default::default()
         },
     )
 }
@@ -171,14 +171,23 @@ fn tls_with_a_ca_from_cert_secret_ref_and_mutual_tls() {
             files(&testdata("podinfo-kustomize"))
         );
     }
-    let message = wait_ready(&k, "untrusted", "False", None);
+    // No CA: the server certificate fails verification. A client certificate missing: the
+    // registry refuses the handshake (TLS alert 42, bad_certificate). Not any failure: the TLS
+    // cause, on the request for the tag.
+    let message = wait_ready(&k, "untrusted", "False", Some("AuthenticationFailed"));
     assert!(
-        message.starts_with("failed to determine artifact digest"),
+        message.starts_with(&format!(
+            "failed to determine artifact digest: tls error talking to https://{}/v2/tls/app/manifests/v1: ",
+            tls.host()
+        )) && message.contains("certificate verify failed"),
         "{message}"
     );
-    let message = wait_ready(&k, "nocert", "False", None);
+    let message = wait_ready(&k, "nocert", "False", Some("AuthenticationFailed"));
     assert!(
-        message.starts_with("failed to determine artifact digest"),
+        message.starts_with(&format!(
+            "failed to determine artifact digest: tls error talking to https://{}/v2/mtls/app/manifests/v1: ",
+            mtls.host()
+        )) && message.contains("bad certificate"),
         "{message}"
     );
 }
@@ -485,12 +494,39 @@ fn a_tag_moved_to_an_unsigned_artifact_never_replaces_the_verified_one() {
         message.contains(&unsigned),
         "names the new digest: {message}"
     );
-    // The verified artifact is still the one served.
-    assert_eq!(
-        jsonpath(&k, "moving", "{.status.artifact.digest}"),
-        verified_digest
-    );
-    assert_eq!(download(&k, "v1", "moving"), verified_bytes);
+    // The verified artifact is still the one served, reconcile after reconcile: each round
+    // requests a reconcile and waits until the server handled it (one object is never
+    // reconciled twice at once, so round n also proves round n-1's reconcile finished), with
+    // 1 s interval reconciles in between.
+    for round in 1..=4 {
+        let requested = format!("round-{round}");
+        k.run(&[
+            "annotate",
+            "--overwrite",
+            "ocirepository/moving",
+            &format!("reconcile.fluxcd.io/requestedAt={requested}"),
+        ])
+        .ok();
+        test_support::e2e::eventually(
+            &format!("reconcile request {requested} handled"),
+            || {
+                (jsonpath(&k, "moving", "{.status.lastHandledReconcileAt}") == requested)
+                    .then_some(())
+            },
+            || test_support::e2e::describe(&k, "moving"),
+        );
+        assert_eq!(
+            jsonpath(&k, "moving", "{.status.artifact.digest}"),
+            verified_digest,
+            "{requested}"
+        );
+        assert_eq!(download(&k, "v1", "moving"), verified_bytes, "{requested}");
+        let (status, reason, _) = test_support::e2e::ready(&k, "moving");
+        assert_eq!(
+            (status.as_str(), reason.as_str()),
+            ("False", "VerificationError")
+        );
+    }
     assert_eq!(
         jsonpath(
             &k,

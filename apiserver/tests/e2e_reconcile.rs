@@ -20,7 +20,7 @@ fn server(args: &[&str]) -> ApiServer {
         Path::new(env!("CARGO_BIN_EXE_source-apiserver")),
         ServerOptions {
             args: args.iter().map(|s| (*s).to_owned()).collect(),
-            data_dir: None,
+            ..Default::default()
         },
     )
 }
@@ -419,10 +419,12 @@ fn layer_selector_extracts_or_copies_what_oras_pushed() {
 
 /// A gzip tar with an entry named `../escaped.txt`, written header by header (the `tar` crate
 /// refuses to build such names).
-fn hostile_tgz() -> Vec<u8> {
+/// A gzipped tar of one regular file whose name is written byte for byte (no validation), as
+/// an attacker would.
+fn hostile_tgz(name: &str) -> Vec<u8> {
     let mut tar = Vec::new();
     let mut header = [0u8; 512];
-    let name = b"../escaped.txt";
+    let name = name.as_bytes();
     header[..name.len()].copy_from_slice(name);
     header[100..107].copy_from_slice(b"0000644");
     header[108..115].copy_from_slice(b"0000000");
@@ -445,38 +447,80 @@ fn hostile_tgz() -> Vec<u8> {
     gz.finish().unwrap()
 }
 
+/// Each hostile entry climbs a different number of levels (or is absolute). The data directory
+/// sits four levels deep in a sandbox that outlives the reconciles, and the server's `TMPDIR`
+/// is inside it too, so wherever extraction works (the data directory's scratch, the system
+/// temp dir) every target lands inside the sandbox, where the check looks after the reconciles.
+/// (Only an escape of exactly one level, into extraction's own work directory, is deleted with
+/// it.)
 #[test]
 fn a_hostile_artifact_is_refused_and_nothing_escapes() {
     let registry = RegistryBuilder::new().start();
+    let sandbox = tempfile::tempdir().unwrap();
+    let data_dir = sandbox.path().join("a/b/c/d/data");
+    let tmpdir = sandbox.path().join("tmp/x/y");
+    std::fs::create_dir_all(&tmpdir).unwrap();
+    let absolute = sandbox.path().join("escaped-absolute.txt");
+    let mut entries: Vec<(String, String)> = (1..=8)
+        .map(|depth| {
+            (
+                format!("depth{depth}"),
+                format!("{}escaped-{depth}.txt", "../".repeat(depth)),
+            )
+        })
+        .collect();
+    entries.push(("absolute".into(), absolute.display().to_string()));
     let work = tempfile::tempdir().unwrap();
-    std::fs::write(work.path().join("evil.tgz"), hostile_tgz()).unwrap();
-    oras_push(
-        registry.host(),
-        "evil/app:v1",
-        work.path(),
-        &["evil.tgz:application/vnd.cncf.flux.content.v1.tar+gzip"],
+    for (tag, entry) in &entries {
+        std::fs::write(work.path().join("evil.tgz"), hostile_tgz(entry)).unwrap();
+        oras_push(
+            registry.host(),
+            &format!("evil/app:{tag}"),
+            work.path(),
+            &["evil.tgz:application/vnd.cncf.flux.content.v1.tar+gzip"],
+        );
+    }
+    let server = ApiServer::start(
+        Path::new(env!("CARGO_BIN_EXE_source-apiserver")),
+        ServerOptions {
+            data_dir: Some(data_dir.clone()),
+            env: vec![("TMPDIR".into(), tmpdir.display().to_string())],
+            ..Default::default()
+        },
     );
-    let server = server(&[]);
     let k = Kubectl::new(None, &server.kubeconfig());
-    apply(
-        &k,
-        &oci_repository(
-            "v1",
-            "evil",
-            &spec(&registry.oci_url("evil/app"), "  ref:\n    tag: v1\n"),
-        ),
-    );
-    let message = wait_ready(&k, "evil", "False", Some("OCIArtifactLayerOperationFailed"));
-    assert!(
-        message.starts_with("failed to extract layer contents from artifact: tar contained invalid name \"../escaped.txt\""),
-        "{message}"
-    );
-    assert_eq!(jsonpath(&k, "evil", "{.status.artifact}"), "");
-    let escaped: Vec<_> = walk(&server.scratch().to_path_buf())
+    let url = registry.oci_url("evil/app");
+    let manifests: String = entries
+        .iter()
+        .map(|(tag, _)| {
+            oci_repository(
+                "v1",
+                &format!("evil-{tag}"),
+                &spec(&url, &format!("  ref:\n    tag: {tag}\n")),
+            ) + "---\n"
+        })
+        .collect();
+    apply(&k, &manifests);
+    for (tag, entry) in &entries {
+        let name = format!("evil-{tag}");
+        let message = wait_ready(&k, &name, "False", Some("OCIArtifactLayerOperationFailed"));
+        assert!(
+            message.starts_with(&format!(
+                "failed to extract layer contents from artifact: tar contained invalid name {entry:?}"
+            )),
+            "{name}: {message}"
+        );
+        assert_eq!(jsonpath(&k, &name, "{.status.artifact}"), "");
+    }
+    let escaped: Vec<_> = walk(&sandbox.path().to_path_buf())
         .into_iter()
-        .filter(|p| p.ends_with("escaped.txt"))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("escaped"))
+        })
         .collect();
     assert!(escaped.is_empty(), "{escaped:?}");
+    server.stop();
 }
 
 fn walk(dir: &std::path::PathBuf) -> Vec<std::path::PathBuf> {

@@ -3,12 +3,14 @@
 //! data directory.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use test_support::e2e::{
-    TcpProxy, apply, describe, download, eventually, jsonpath, oci_repository, push, sha256,
-    testdata, wait_ready,
+    TcpProxy, apply, describe, download, jsonpath, oci_repository, push, sha256, testdata,
+    wait_ready,
 };
+use test_support::front::RegistryFront;
 use test_support::kubectl::Kubectl;
 use test_support::registry::RegistryBuilder;
 use test_support::server::{ApiServer, ServerOptions};
@@ -19,6 +21,7 @@ fn server(data_dir: Option<std::path::PathBuf>) -> ApiServer {
         ServerOptions {
             args: vec![],
             data_dir,
+            ..Default::default()
         },
     )
 }
@@ -99,46 +102,88 @@ fn registry_down_keeps_serving_the_old_artifact_and_recovers() {
     );
 }
 
+/// Ten objects get their artifacts; then the registry front holds every blob download open
+/// mid-body and twenty more objects start pulling. The SIGKILL lands while all four reconcile
+/// workers are provably mid-pull (their blob responses are held), with their scratch files on
+/// disk. After a restart on the same data directory every object becomes Ready with an artifact
+/// that matches its digest, and no temp file is left.
 #[test]
 fn kill_9_in_the_middle_of_reconciles_then_restart() {
     let registry = RegistryBuilder::new().start();
-    let url = registry.oci_url("app/crash");
+    let front = RegistryFront::start(registry.host().parse().unwrap());
     let src = testdata("podinfo-kustomize");
     for tag in ["v1", "v2", "v3"] {
-        push(&format!("{url}:{tag}"), &src, &["--insecure-registry"]);
+        push(
+            &format!("{}:{tag}", registry.oci_url("app/crash")),
+            &src,
+            &["--insecure-registry"],
+        );
     }
+    let url = format!("oci://{}/app/crash", front.host());
     let mut first = server(None);
     let data_dir = first.data_dir();
     let k = Kubectl::new(None, &first.kubeconfig());
     let names: Vec<String> = (0..30).map(|i| format!("crash-{i}")).collect();
-    let manifests: String = names
+    let manifest = |range: std::ops::Range<usize>| -> String {
+        names[range]
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let tag = if i < 10 { 1 } else { i % 2 + 2 };
+                oci_repository(
+                    "v1",
+                    n,
+                    &format!(
+                        "  interval: 2s\n  url: {url}\n  insecure: true\n  ref:\n    tag: v{tag}\n"
+                    ),
+                ) + "---\n"
+            })
+            .collect()
+    };
+    apply(&k, &manifest(0..10));
+    let stored: Vec<(String, String)> = names[..10]
         .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            oci_repository(
-                "v1",
-                n,
-                &format!(
-                    "  interval: 2s\n  url: {url}\n  insecure: true\n  ref:\n    tag: v{}\n",
-                    i % 3 + 1
-                ),
-            ) + "---\n"
+        .map(|n| {
+            wait_ready(&k, n, "True", Some("Succeeded"));
+            (
+                jsonpath(&k, n, "{.status.artifact.path}"),
+                jsonpath(&k, n, "{.status.artifact.digest}"),
+            )
         })
         .collect();
-    apply(&k, &manifests);
-    // Kill as soon as the first artifacts appear: others are mid-pull.
-    eventually(
-        "a first Ready object",
-        || {
-            names
-                .iter()
-                .any(|n| !jsonpath(&k, n, "{.status.artifact.digest}").is_empty())
-                .then_some(())
-        },
-        || describe(&k, &names[0]),
-    );
+
+    front.hold_blobs(true);
+    apply(&k, &manifest(10..30));
+    // --concurrent defaults to 4: four reconciles stuck mid-download.
+    let held = front.wait_held(4, Duration::from_secs(60));
     first.kill();
 
+    // On disk at the kill: the stored artifacts intact, the in-flight pulls' scratch left.
+    for (path, digest) in &stored {
+        let bytes = std::fs::read(data_dir.join("artifacts").join(path)).unwrap();
+        assert_eq!(&sha256(&bytes), digest, "{path} changed by the kill");
+    }
+    let artifacts = data_dir.join("artifacts");
+    let unfinished: Vec<_> = walk(&artifacts)
+        .into_iter()
+        .filter(|p| {
+            names[10..]
+                .iter()
+                .any(|n| p.components().any(|c| c.as_os_str() == n.as_str()))
+        })
+        .collect();
+    assert!(
+        unfinished.is_empty(),
+        "artifacts of pulls that never finished: {unfinished:?}"
+    );
+    let scratch = temp_files(&data_dir);
+    eprintln!("held at the kill: {held:#?}\nscratch on disk: {scratch:#?}");
+    assert!(
+        !scratch.is_empty(),
+        "no scratch on disk although {held:?} were mid-download"
+    );
+
+    front.release();
     let second = server(Some(data_dir.clone()));
     let k = Kubectl::new(None, &second.kubeconfig());
     for n in &names {
@@ -150,15 +195,42 @@ fn kill_9_in_the_middle_of_reconciles_then_restart() {
             "{n}: stored artifact fails its digest check"
         );
     }
-    // No partial files left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(data_dir.join("artifacts/ocirepository/default"))
-        .unwrap()
-        .flatten()
-        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
-        .filter(|f| f.file_name().to_string_lossy().starts_with(".tmp"))
-        .map(|f| f.path())
+    // Scratch from before the kill is gone, and no artifact write is half done (new scratch
+    // may belong to a reconcile of the second server).
+    let leftovers: Vec<_> = temp_files(&data_dir)
+        .into_iter()
+        .filter(|p| scratch.contains(p) || !p.starts_with(data_dir.join("tmp")))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    second.stop();
+}
+
+/// Files under `data_dir` that belong to work in progress: everything under the scratch
+/// directory `tmp/`, and dot-files named `*.tmp` (artifact writes) anywhere.
+fn temp_files(data_dir: &Path) -> Vec<PathBuf> {
+    let files = walk(data_dir);
+    let scratch = data_dir.join("tmp");
+    files
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            p.starts_with(&scratch) || (name.starts_with('.') && name.ends_with(".tmp"))
+        })
+        .collect()
+}
+
+/// Every file under `dir`, recursively (none when it does not exist).
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
 
 /// The log without terminal colour escapes (`ESC [ ... m`).

@@ -5,8 +5,7 @@
 //! `status` subresource, and a suspended object is never reconciled.
 
 use std::path::Path;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use test_support::kubectl::Kubectl;
 use test_support::server::{ApiServer, ServerOptions};
@@ -192,45 +191,38 @@ fn exercise(version: Option<&str>) {
         beta.stderr
     );
 
-    // get -w sees a later change.
-    let mut watch = k
-        .command(&[
-            "get",
-            "ocirepository",
-            "podinfo",
-            "-w",
-            "-o",
-            "jsonpath={.metadata.labels.stage}{\"\\n\"}",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = watch.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        use std::io::BufRead;
-        std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find(|line| line == "watched")
-    });
-    std::thread::sleep(Duration::from_millis(700));
+    // get -w sees a later change: the change is made only once kubectl printed the object's
+    // current state (its GET is done) and its watch request was answered, so only an event on
+    // the watch can carry it.
+    let watch = k.background(&[
+        "get",
+        "ocirepository",
+        "podinfo",
+        "-w",
+        "-o",
+        "jsonpath={.metadata.labels.stage}{\"\\n\"}",
+    ]);
+    assert_eq!(
+        watch.next_line(Duration::from_secs(20)).as_deref(),
+        Some(""),
+        "get -w printed no initial state: {}",
+        watch.stderr()
+    );
+    watch.wait_for_watch(Duration::from_secs(20));
     assert!(
         k.run(&["label", "ocirepository", "podinfo", "stage=watched"])
             .ok()
             .contains("labeled")
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !reader.is_finished() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = watch.kill();
-    let _ = watch.wait();
     assert_eq!(
-        reader.join().unwrap().as_deref(),
+        watch
+            .wait_for_line(Duration::from_secs(20), |l| l == "watched")
+            .as_deref(),
         Some("watched"),
-        "get -w did not show the change"
+        "get -w did not show the change: {}",
+        watch.stderr()
     );
+    drop(watch);
 
     // describe.
     let described = k.run(&["describe", "ocirepository", "podinfo"]);
@@ -353,18 +345,15 @@ fn exercise(version: Option<&str>) {
 
     // wait --for=condition=Ready, released by a status update made while it waits.
     let generation = jsonpath(&k, "podinfo", "{.metadata.generation}");
-    let waiter = k
-        .command(&[
-            "wait",
-            "--for=condition=Ready",
-            "ocirepository/podinfo",
-            "--timeout=30s",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    // The status is patched only once the waiter's watch request was answered: a waiter that
+    // started late would otherwise see Ready in its first GET and pass with watches broken.
+    let waiter = k.background(&[
+        "wait",
+        "--for=condition=Ready",
+        "ocirepository/podinfo",
+        "--timeout=30s",
+    ]);
+    waiter.wait_for_watch(Duration::from_secs(20));
     let status = format!(
         r#"{{"status":{{"observedGeneration":{generation},"conditions":[{{"type":"Ready","status":"True","reason":"Succeeded","message":"stored artifact for digest 'latest@sha256:abc'","lastTransitionTime":"2024-01-01T00:00:00Z","observedGeneration":{generation}}}]}}}}"#
     );
@@ -382,12 +371,11 @@ fn exercise(version: Option<&str>) {
         .ok()
         .contains("patched")
     );
-    let waited = waiter.wait_with_output().unwrap();
-    let out = String::from_utf8_lossy(&waited.stdout);
+    let stderr_before = waiter.stderr();
+    let (status, out) = waiter.finish(Duration::from_secs(40));
     assert!(
-        waited.status.success() && out.contains("condition met"),
-        "{out} {}",
-        String::from_utf8_lossy(&waited.stderr)
+        status.is_some_and(|s| s.success()) && out.iter().any(|l| l.contains("condition met")),
+        "{status:?} {out:?} {stderr_before}"
     );
     // A status update did not bump the generation; the table shows the condition.
     assert_eq!(

@@ -1,8 +1,12 @@
 //! Runs the machine's real `kubectl` (and the versioned `kubectl.1.27` … `kubectl.1.33` beside
 //! it) against a server, with an isolated discovery cache.
 
+use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A kubectl binary bound to one kubeconfig.
 #[derive(Debug, Clone)]
@@ -133,5 +137,143 @@ impl Kubectl {
             .arg(&self.cache_dir)
             .args(args);
         command
+    }
+}
+
+/// A kubectl command started in the background with `-v=6` (each request and its response
+/// status logged on stderr), so a test can wait for evidence that kubectl's watch request was
+/// answered before making the change the watch must see.
+#[derive(Debug)]
+pub struct Background {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    watches: mpsc::Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Kubectl {
+    /// Starts `kubectl -v=6 <args>` with stdout and stderr captured.
+    ///
+    /// # Panics
+    /// When kubectl cannot be started.
+    pub fn background(&self, args: &[&str]) -> Background {
+        let mut child = self
+            .command(&["-v=6"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting kubectl");
+        let (line_tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if line_tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let (watch_tx, watches) = mpsc::channel();
+        let text = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("piped");
+        let sink = text.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                // kubectl ≤ 1.29: `GET https://…&watch=true 200 OK in 3 milliseconds`;
+                // later: `"Response" verb="GET" url="…&watch=true" status="200 OK" …`.
+                if line.contains("watch=true") && line.contains("200 OK") {
+                    let _ = watch_tx.send(line.clone());
+                }
+                let mut all = sink.lock().expect("lock");
+                all.push_str(&line);
+                all.push('\n');
+            }
+        });
+        Background {
+            child,
+            lines,
+            watches,
+            stderr: text,
+        }
+    }
+}
+
+impl Background {
+    /// Waits until kubectl logged a successful response to a watch request (`watch=true`,
+    /// `200 OK`); returns that log line.
+    ///
+    /// # Panics
+    /// When none came within `patience`, with everything kubectl logged.
+    pub fn wait_for_watch(&self, patience: Duration) -> String {
+        self.watches.recv_timeout(patience).unwrap_or_else(|_| {
+            panic!(
+                "kubectl opened no watch within {patience:?}:\n{}",
+                self.stderr()
+            )
+        })
+    }
+
+    /// Waits for the next stdout line within `patience`.
+    pub fn next_line(&self, patience: Duration) -> Option<String> {
+        self.lines.recv_timeout(patience).ok()
+    }
+
+    /// Waits until a stdout line satisfies `accept` within `patience`; returns it.
+    pub fn wait_for_line(
+        &self,
+        patience: Duration,
+        accept: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let deadline = Instant::now() + patience;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if accept(&line) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Everything kubectl wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("lock").clone()
+    }
+
+    /// Waits up to `patience` for kubectl to exit by itself; kills it when it does not.
+    /// Returns the exit status (`None` when killed) and the stdout lines not yet read.
+    pub fn finish(mut self, patience: Duration) -> (Option<ExitStatus>, Vec<String>) {
+        let deadline = Instant::now() + patience;
+        let status = loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                break Some(status);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The reader thread ends when the pipe closes; wait for it to hand over the rest.
+        let mut rest = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            rest.push(line);
+        }
+        (status, rest)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

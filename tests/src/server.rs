@@ -1,5 +1,8 @@
 //! Starts the real `source-apiserver` binary on a free loopback port with a fresh data
-//! directory, waits until `/readyz` answers, and stops it (SIGTERM, then SIGKILL) on drop.
+//! directory, waits until `/readyz` answers, and stops it on drop: SIGTERM, then a check that it
+//! exited with status 0 within the shutdown grace period and that its log holds no panic (a
+//! panicking reconcile worker or handler otherwise dies silently while the other workers keep
+//! the tests green). [`ApiServer::stop`] does the same explicitly.
 
 use std::io::Read;
 use std::net::SocketAddr;
@@ -25,7 +28,16 @@ pub struct ServerOptions {
     pub args: Vec<String>,
     /// Reuse this data directory (for restart tests) instead of a new one.
     pub data_dir: Option<PathBuf>,
+    /// Extra environment variables for the server process (e.g. `TMPDIR`).
+    pub env: Vec<(String, String)>,
 }
+
+/// How long a SIGTERMed server may take to exit: the server's default shutdown grace (30 s,
+/// `--shutdown-grace-seconds`) plus 10 s of margin.
+pub const STOP_PATIENCE: Duration = Duration::from_secs(40);
+
+/// What a server log line holds when any thread panicked (the standard panic hook's message).
+const PANIC_MARK: &str = "panicked at";
 
 impl ApiServer {
     /// Starts `binary` (the test's `env!("CARGO_BIN_EXE_source-apiserver")`).
@@ -52,6 +64,7 @@ impl ApiServer {
             .arg(addr.to_string())
             .args(&options.args)
             .env("SOURCE_APISERVER_LOG", "info,apiserver=debug")
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("cloning a file handle"))
             .stderr(log_file)
@@ -148,6 +161,38 @@ impl ApiServer {
             let _ = child.wait();
         }
     }
+
+    /// Stops the server with SIGTERM and checks how it ended.
+    ///
+    /// # Panics
+    /// When it does not exit within [`STOP_PATIENCE`], exits with a status other than 0, or
+    /// logged a panic; the message holds the log.
+    pub fn stop(mut self) {
+        self.stop_and_check();
+    }
+
+    /// The check behind [`ApiServer::stop`] and `Drop`: SIGTERM (unless already stopped or
+    /// killed), then exit status 0 and no panic in the log.
+    fn stop_and_check(&mut self) {
+        if self.child.is_some() {
+            match self.terminate(STOP_PATIENCE) {
+                Some(status) => assert!(
+                    status.success(),
+                    "source-apiserver exited with {status} on SIGTERM:\n{}",
+                    self.log()
+                ),
+                None => panic!(
+                    "source-apiserver did not exit within {STOP_PATIENCE:?} of SIGTERM:\n{}",
+                    self.log()
+                ),
+            }
+        }
+        let log = self.log();
+        assert!(
+            !log.contains(PANIC_MARK),
+            "source-apiserver logged a panic:\n{log}"
+        );
+    }
 }
 
 fn signal(child: &Child, name: &str) {
@@ -158,9 +203,13 @@ fn signal(child: &Child, name: &str) {
 }
 
 impl Drop for ApiServer {
+    /// Stops the server; checks its exit and log unless the test is already panicking (a
+    /// second panic would abort and hide the first).
     fn drop(&mut self) {
-        if self.child.is_some() {
+        if std::thread::panicking() {
             let _ = self.terminate(Duration::from_secs(10));
+        } else {
+            self.stop_and_check();
         }
     }
 }
