@@ -249,12 +249,16 @@ fn transfer(
     let exists = |p: &FieldPath| present.iter().any(|q| overlaps(p, q));
     let mut out = Vec::new();
     let mut mine = FieldSet::new();
+    // The manager's previous entry: its time is kept when its fields do not change, as
+    // kube-apiserver's managed-fields updater does, so a no-op write stays a no-op.
+    let mut previous: Option<(FieldSet, Value)> = None;
     for entry in entries {
         let mut set = from_fields_v1(&entry["fieldsV1"]);
         if same_entry(&entry, manager, operation, subresource) {
             if operation == Operation::Update {
-                mine.extend(set);
+                mine.extend(set.iter().cloned());
             }
+            previous = Some((set, entry["time"].clone()));
             continue;
         }
         set.retain(|p| exists(p) && !taken.iter().any(|o| overlaps(o, p)));
@@ -269,11 +273,15 @@ fn transfer(
     mine.retain(|p| exists(p));
     // An apply entry stays even when empty: the manager still applied an (empty) configuration.
     if !mine.is_empty() || operation == Operation::Apply {
+        let time = match previous {
+            Some((set, time)) if set == mine && time.is_string() => time,
+            _ => json!(now()),
+        };
         let mut entry = json!({
             "manager": manager,
             "operation": operation.as_str(),
             "apiVersion": version.api_version(),
-            "time": now(),
+            "time": time,
             "fieldsType": "FieldsV1",
             "fieldsV1": to_fields_v1(&mine),
         });
@@ -409,6 +417,40 @@ mod tests {
             json!({"f:metadata": {"f:labels": {"f:a": {}}}, "f:spec": {"f:ref": {"f:tag": {}}, "f:url": {}}})
         );
         assert_eq!(from_fields_v1(&encoded), set);
+    }
+
+    #[test]
+    fn a_write_that_changes_no_owned_field_keeps_the_entry_time() {
+        let mut live = obj(json!({"url": "oci://r/x", "interval": "5m"}));
+        live["metadata"]["managedFields"] = json!([{"manager": "m", "operation": "Update",
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "time": "2000-01-01T00:00:00Z",
+            "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:interval": {}}}}]);
+        let mut same = live.clone();
+        record(
+            &mut same,
+            Some(&live),
+            "m",
+            Operation::Update,
+            Version::V1,
+            None,
+        );
+        assert_eq!(same, live, "a no-op write must leave the object as it was");
+        let mut changed = live.clone();
+        changed["spec"]["url"] = json!("oci://r/y");
+        record(
+            &mut changed,
+            Some(&live),
+            "m",
+            Operation::Update,
+            Version::V1,
+            None,
+        );
+        let entry = &changed["metadata"]["managedFields"][0];
+        assert_ne!(entry["time"], "2000-01-01T00:00:00Z");
+        assert_eq!(
+            entry["fieldsV1"],
+            json!({"f:spec": {"f:interval": {}, "f:url": {}}})
+        );
     }
 
     #[test]
