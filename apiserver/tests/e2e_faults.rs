@@ -163,7 +163,7 @@ fn sigterm_with_open_watches_ends_them_cleanly_and_keeps_everything_for_the_rest
         ApiServer::start(
             Path::new(env!("CARGO_BIN_EXE_source-apiserver")),
             ServerOptions {
-                args: vec!["--shutdown-grace-seconds".into(), "5".into()],
+                args: vec!["--shutdown-grace-seconds".into(), "20".into()],
                 data_dir: Some(data_dir.clone()),
             },
         )
@@ -200,13 +200,14 @@ fn sigterm_with_open_watches_ends_them_cleanly_and_keeps_everything_for_the_rest
 
     let began = std::time::Instant::now();
     let status = server
-        .terminate(std::time::Duration::from_secs(15))
+        .terminate(std::time::Duration::from_secs(30))
         .expect("the server exits after SIGTERM");
     let took = began.elapsed();
     assert!(status.success(), "a clean exit: {status}\n{}", server.log());
+    // Watches end at the signal instead of holding the process for the whole 20 s grace.
     assert!(
-        took < std::time::Duration::from_secs(5 + 3),
-        "exited within the 5 s grace period (took {took:?})"
+        took < std::time::Duration::from_secs(10),
+        "exited well within the 20 s grace period (took {took:?})"
     );
     let mut rest = Vec::new();
     stdout.read_to_end(&mut rest).unwrap();
