@@ -365,7 +365,8 @@ impl ArtifactStore {
         };
         let actual = self.digest_of(&mut file, &path)?;
         if !actual.eq_ignore_ascii_case(&expected) {
-            tracing::warn!(path = %path.display(), %expected, %actual, "refusing to serve a corrupted artifact");
+            tracing::warn!(path = %path.display(), %expected, %actual, "refusing to serve an artifact that does not match its digest");
+            self.remove_if_corrupted(&path, &actual);
             return Err(Error::ArtifactDigestMismatch {
                 path,
                 expected,
@@ -382,6 +383,24 @@ impl ArtifactStore {
             size,
             digest: actual,
         })
+    }
+
+    /// Deletes the file at `path` (content digest `actual`) when it matches neither what was
+    /// recorded for it nor anything else: corrupted on disk. The reconcile's presence check then
+    /// rebuilds it. A file that matches its record (newer than the status that was asked for)
+    /// is left alone. Best effort.
+    fn remove_if_corrupted(&self, path: &Path, actual: &str) {
+        let Ok(Some(recorded)) = self.recorded_digest(path) else {
+            return;
+        };
+        if recorded.eq_ignore_ascii_case(actual) {
+            return;
+        }
+        let target = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if target.starts_with(&self.root) && fs::remove_file(&target).is_ok() {
+            let _ = fs::remove_file(self.digest_record_path(path));
+            tracing::warn!(path = %target.display(), "removed a corrupted artifact; the next reconcile rebuilds it");
+        }
     }
 
     /// The sha256 of an open file's content, from the cache when its identity is unchanged.

@@ -304,33 +304,59 @@ fn a_corrupted_or_deleted_artifact_is_never_opened_for_serving() {
 
     let path = store.path(&stored.path).unwrap();
     rewrite_in_place(&path, b"version 1!!");
-    for expected in [Some(stored.digest.as_str()), None] {
-        let err = store.open_verified(&stored.path, expected).unwrap_err();
-        match &err {
-            Error::ArtifactDigestMismatch {
-                expected, actual, ..
-            } => {
-                assert_eq!(expected, &stored.digest);
-                assert_ne!(actual, &stored.digest);
-            }
-            other => panic!("a digest mismatch, not {other:?}"),
+    let err = store
+        .open_verified(&stored.path, Some(&stored.digest))
+        .unwrap_err();
+    match &err {
+        Error::ArtifactDigestMismatch {
+            expected, actual, ..
+        } => {
+            assert_eq!(expected, &stored.digest);
+            assert_ne!(actual, &stored.digest);
         }
-        assert_eq!(
-            (err.status_code(), err.reason()),
-            (503, "ServiceUnavailable")
-        );
+        other => panic!("a digest mismatch, not {other:?}"),
     }
-    assert!(matches!(
-        store.open_verified("ocirepository/ns/app/latest.tar.gz", None),
-        Err(Error::ArtifactDigestMismatch { .. })
-    ));
-    assert!(!store.verify(&stored.path, &stored.digest).unwrap());
-
-    std::fs::remove_file(&path).unwrap();
+    assert_eq!(
+        (err.status_code(), err.reason()),
+        (503, "ServiceUnavailable")
+    );
+    // It matched neither the status nor its record: corrupted, so it is removed for the
+    // reconcile to rebuild, and never served again.
+    assert!(!path.exists(), "the corrupted file is removed");
     let err = store
         .open_verified(&stored.path, Some(&stored.digest))
         .unwrap_err();
     assert!(err.is_artifact_missing(), "{err:?}");
+    assert!(
+        store
+            .open_verified("ocirepository/ns/app/latest.tar.gz", None)
+            .unwrap_err()
+            .is_artifact_missing()
+    );
+}
+
+#[test]
+fn a_newer_artifact_than_the_status_asks_for_is_refused_but_kept() {
+    let data = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::open(data.path()).unwrap();
+    let old = write_artifact(&store, b"version one").unwrap();
+    // Rebuilt under the same name (e.g. new ignore rules) before the status names it.
+    let new = write_artifact(&store, b"version two").unwrap();
+    assert!(matches!(
+        store.open_verified(&old.path, Some(&old.digest)),
+        Err(Error::ArtifactDigestMismatch { .. })
+    ));
+    assert_eq!(
+        store
+            .open_verified(&new.path, Some(&new.digest))
+            .unwrap()
+            .digest,
+        new.digest
+    );
+    assert_eq!(
+        store.open_verified(&new.path, None).unwrap().digest,
+        new.digest
+    );
 }
 
 #[test]

@@ -1,0 +1,236 @@
+//! End to end under storage faults: an artifact corrupted on disk is never served, neither by
+//! the `artifact` subresource nor by the plain-HTTP listener, until the reconcile has rebuilt
+//! it to match `status.artifact.digest` again.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+
+use test_support::e2e::{
+    apply, describe, eventually, jsonpath, oci_repository, push, sha256, testdata, wait_ready,
+};
+use test_support::kubectl::Kubectl;
+use test_support::registry::RegistryBuilder;
+use test_support::server::{ApiServer, ServerOptions};
+
+/// A loopback address with a port that was free a moment ago.
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// `GET http://<addr><path>` over HTTP/1.0: the status code and the body.
+fn http_get(addr: SocketAddr, path: &str) -> (u16, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete HTTP response");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, response[split + 4..].to_vec())
+}
+
+/// `kubectl get --raw` of the `artifact` subresource: the bytes, or kubectl's stderr.
+fn subresource(k: &Kubectl, name: &str) -> Result<Vec<u8>, String> {
+    let out = k
+        .command(&[
+            "get",
+            "--raw",
+            &format!(
+                "/apis/source.toolkit.fluxcd.io/v1/namespaces/default/ocirepositories/{name}/artifact"
+            ),
+        ])
+        .output()
+        .expect("running kubectl");
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn a_corrupted_artifact_is_refused_until_the_reconcile_rebuilds_it() {
+    let registry = RegistryBuilder::new().start();
+    let url = format!("oci://{}/app/corrupt", registry.host());
+    push(
+        &format!("{url}:v1"),
+        &testdata("podinfo-kustomize"),
+        &["--insecure-registry"],
+    );
+    let listen = free_addr();
+    let server = ApiServer::start(
+        Path::new(env!("CARGO_BIN_EXE_source-apiserver")),
+        ServerOptions {
+            args: vec!["--artifact-listen".into(), listen.to_string()],
+            data_dir: None,
+        },
+    );
+    let k = Kubectl::new(None, &server.kubeconfig());
+    // A long interval: only the reconcile this test asks for may rebuild the artifact.
+    apply(
+        &k,
+        &oci_repository(
+            "v1",
+            "corrupt",
+            &format!("  interval: 1h\n  url: {url}\n  insecure: true\n  ref:\n    tag: v1\n"),
+        ),
+    );
+    wait_ready(&k, "corrupt", "True", Some("Succeeded"));
+    let digest = jsonpath(&k, "corrupt", "{.status.artifact.digest}");
+    let path = jsonpath(&k, "corrupt", "{.status.artifact.path}");
+    let plain = format!("/{path}");
+    let (code, body) = http_get(listen, &plain);
+    assert_eq!((code, sha256(&body)), (200, digest.clone()));
+
+    // Through the plain-HTTP listener first, then through the subresource.
+    corrupt(&server.data_dir().join("artifacts").join(&path));
+    let (code, body) = http_get(listen, &plain);
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("does not match its digest"), "{body}");
+    let (code, _) = http_get(listen, &plain);
+    assert_eq!(
+        code, 404,
+        "the corrupted file was removed for the reconcile to rebuild"
+    );
+    rebuild(&k, &listen, "1");
+
+    let path = jsonpath(&k, "corrupt", "{.status.artifact.path}");
+    corrupt(&server.data_dir().join("artifacts").join(&path));
+    let stderr = subresource(&k, "corrupt").expect_err("a corrupted artifact is refused");
+    assert!(
+        stderr.contains("does not match its digest") && stderr.contains("ServiceUnavailable"),
+        "the subresource refuses with a clear Status: {stderr}"
+    );
+    rebuild(&k, &listen, "2");
+}
+
+/// Flips two bytes in the middle of `file`, in place: same size, same inode.
+fn corrupt(file: &Path) {
+    let mut bytes = std::fs::read(file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    bytes[middle + 1] ^= 0xff;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(file)
+        .unwrap()
+        .write_all(&bytes)
+        .unwrap();
+}
+
+/// Asks for a reconcile and waits until both download paths serve bytes matching
+/// `status.artifact.digest` again.
+fn rebuild(k: &Kubectl, listen: &SocketAddr, request: &str) {
+    k.run(&[
+        "annotate",
+        "--overwrite",
+        "ocirepository/corrupt",
+        &format!("reconcile.fluxcd.io/requestedAt={request}"),
+    ])
+    .ok();
+    let served = eventually(
+        "the rebuilt artifact to be served",
+        || subresource(k, "corrupt").ok(),
+        || describe(k, "corrupt"),
+    );
+    let status_digest = jsonpath(k, "corrupt", "{.status.artifact.digest}");
+    assert_eq!(sha256(&served), status_digest);
+    let status_path = jsonpath(k, "corrupt", "{.status.artifact.path}");
+    let (code, body) = http_get(*listen, &format!("/{status_path}"));
+    assert_eq!((code, sha256(&body)), (200, status_digest));
+}
+
+#[test]
+fn sigterm_with_open_watches_ends_them_cleanly_and_keeps_everything_for_the_restart() {
+    let registry = RegistryBuilder::new().start();
+    let url = format!("oci://{}/app/sigterm", registry.host());
+    push(
+        &format!("{url}:v1"),
+        &testdata("podinfo-kustomize"),
+        &["--insecure-registry"],
+    );
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().join("data");
+    let start = || {
+        ApiServer::start(
+            Path::new(env!("CARGO_BIN_EXE_source-apiserver")),
+            ServerOptions {
+                args: vec!["--shutdown-grace-seconds".into(), "20".into()],
+                data_dir: Some(data_dir.clone()),
+            },
+        )
+    };
+    let mut server = start();
+    let k = Kubectl::new(None, &server.kubeconfig());
+    // A short interval keeps reconciles coming while the signal lands.
+    apply(
+        &k,
+        &oci_repository(
+            "v1",
+            "sigterm",
+            &format!("  interval: 1s\n  url: {url}\n  insecure: true\n  ref:\n    tag: v1\n"),
+        ),
+    );
+    wait_ready(&k, "sigterm", "True", Some("Succeeded"));
+    let digest = jsonpath(&k, "sigterm", "{.status.artifact.digest}");
+
+    // An open watch, proven open: its first event has been read.
+    let mut watch = k
+        .command(&[
+            "get",
+            "--raw",
+            "/apis/source.toolkit.fluxcd.io/v1/namespaces/default/ocirepositories?watch=true",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = watch.stdout.take().unwrap();
+    let mut first = [0u8; 1];
+    stdout.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"{", "a watch event arrived");
+
+    let began = std::time::Instant::now();
+    let status = server
+        .terminate(std::time::Duration::from_secs(30))
+        .expect("the server exits after SIGTERM");
+    let took = began.elapsed();
+    assert!(status.success(), "a clean exit: {status}\n{}", server.log());
+    // Watches end at the signal instead of holding the process for the whole 20 s grace.
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "exited well within the 20 s grace period (took {took:?})"
+    );
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    let out = watch.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the watch ended cleanly, not reset mid-frame: {}\n{stderr}",
+        out.status
+    );
+    // Every frame the client got is whole JSON.
+    let frames = [&first[..], &rest].concat();
+    for frame in serde_json::Deserializer::from_slice(&frames).into_iter::<serde_json::Value>() {
+        let frame = frame.unwrap_or_else(|e| panic!("a broken frame ({e}): {stderr}"));
+        assert!(frame["type"].is_string(), "{frame}");
+    }
+    let log = server.log();
+    assert!(!log.contains("panicked"), "{log}");
+
+    // Restart on the same data directory: the object and its artifact are intact.
+    let server = start();
+    let k = Kubectl::new(None, &server.kubeconfig());
+    assert_eq!(jsonpath(&k, "sigterm", "{.status.artifact.digest}"), digest);
+    let served = subresource(&k, "sigterm").expect("the artifact is served after the restart");
+    assert_eq!(sha256(&served), digest);
+}
