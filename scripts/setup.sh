@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the tests and the quickstart need on a fresh Debian machine, idempotently:
-# Debian packages (the CNCF Distribution registry, skopeo, htpasswd, OpenSSL headers) and a Python
+# Debian packages (the CNCF Distribution registry, skopeo, htpasswd, OpenSSL headers), the test
+# runner cargo-nextest (from crates.io, so CI and developers run the same runner) and a Python
 # virtualenv with the independent OCI client (oras), the OpenAPI validator and schemathesis.
 # Prints the PATH additions; `source scripts/env.sh` puts them in the current shell.
 set -euo pipefail
@@ -21,6 +22,11 @@ fi
 # Debian starts the registry as a system service on port 5000; the tests start their own.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
 pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  echo "► installing cargo-nextest" >&2
+  cargo install --locked cargo-nextest
+fi
 
 pip_packages=(oras openapi-spec-validator schemathesis cryptography pynacl)
 if [ ! -x "$SOURCE_APISERVER_VENV/bin/python" ]; then
