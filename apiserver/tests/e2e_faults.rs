@@ -70,6 +70,7 @@ fn a_corrupted_artifact_is_refused_until_the_reconcile_rebuilds_it() {
         ServerOptions {
             args: vec!["--artifact-listen".into(), listen.to_string()],
             data_dir: None,
+            ..ServerOptions::default()
         },
     );
     let k = Kubectl::new(None, &server.kubeconfig());
@@ -165,6 +166,7 @@ fn sigterm_with_open_watches_ends_them_cleanly_and_keeps_everything_for_the_rest
             ServerOptions {
                 args: vec!["--shutdown-grace-seconds".into(), "20".into()],
                 data_dir: Some(data_dir.clone()),
+                ..ServerOptions::default()
             },
         )
     };

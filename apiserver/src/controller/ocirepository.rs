@@ -20,7 +20,7 @@ mod source;
 mod spec;
 mod storage_check;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +29,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use openapi::conditions::{self, types};
 use openapi::meta::{RECONCILE_REQUEST_ANNOTATION, SOURCE_FINALIZER};
 use openapi::v1::OCIRepository;
-use parking_lot::Mutex;
 use serde_json::Value;
 use storage::{ArtifactStore, ObjectStore, ResourceKey, UpdatePart, WriteOptions};
 
@@ -98,8 +97,6 @@ pub struct OCIRepositoryReconciler {
     events: Arc<dyn EventRecorder>,
     config: ReconcilerConfig,
     clients: Arc<ClientCache>,
-    /// Artifacts whose size and digest were checked, by relative path (see [`storage_check`]).
-    verified: Mutex<HashMap<String, storage_check::Verified>>,
 }
 
 /// Now, to the second (Kubernetes times have no fraction).
@@ -196,7 +193,6 @@ impl OCIRepositoryReconciler {
             events,
             config,
             clients: Arc::new(ClientCache::default()),
-            verified: Mutex::new(HashMap::new()),
         }
     }
 
@@ -213,8 +209,6 @@ impl OCIRepositoryReconciler {
             object.name.clone(),
         );
         blocking(move || artifacts.remove_object(ARTIFACT_KIND, &ns, &name)).await??;
-        let prefix = format!("{ARTIFACT_KIND}/{}/{}/", object.namespace, object.name);
-        self.verified.lock().retain(|p, _| !p.starts_with(&prefix));
         self.events.record(
             &object,
             EventType::Trace,

@@ -133,7 +133,6 @@ impl OCIRepositoryReconciler {
                 stored,
                 annotations,
             } => {
-                self.remember_verified(&stored);
                 self.update_latest_link(&stored.path).await;
                 let object = object_ref(obj);
                 let (ns, name) = (object.namespace.as_str(), object.name.as_str());

@@ -5,84 +5,48 @@
 //! Integrity is Flux's `Storage.VerifyArtifact`: the file's size and sha256 must equal
 //! `status.artifact.size` and `status.artifact.digest`. A file that is missing, of another size
 //! or another digest is removed and rebuilt by this reconcile. Hashing a large artifact on
-//! every reconcile is costly, so a file that passed keeps a stamp (size, modification and change
-//! times, inode) and is hashed again only when the stamp changes — any write to it, a replacement or
-//! a truncation changes it.
+//! every reconcile is costly, so [`ArtifactStore::verify`] hashes a file again only when its
+//! identity (inode, size, modification and change times) changed — any write to it, a
+//! replacement or a truncation changes it.
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt as _;
-use std::path::Path;
 
 use openapi::Artifact;
 use openapi::conditions::{self, types};
 use openapi::v1::OCIRepository;
-use storage::{ArtifactStore, StoredArtifact};
+use storage::ArtifactStore;
 
 use super::super::events::EventType;
 use super::super::runtime::chain;
 use super::{ARTIFACT_KIND, Error, OCIRepositoryReconciler, Progress, blocking, object_ref};
 
-/// What was checked of a stored artifact: its digest and the file's stamp then.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(super) struct Verified {
-    digest: String,
-    stamp: Stamp,
-}
-
-/// Size, modification and change times, and inode of a file.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Stamp {
-    size: u64,
-    mtime_ns: i128,
-    ctime_ns: i128,
-    inode: u64,
-}
-
-impl Stamp {
-    fn of(path: &Path) -> std::io::Result<Self> {
-        let meta = std::fs::metadata(path)?;
-        Ok(Self {
-            size: meta.len(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
-            inode: meta.ino(),
-        })
-    }
-}
-
 /// The verdict on the current artifact.
 #[derive(Debug, PartialEq, Eq)]
 enum Verdict {
     /// Present with the recorded size and digest.
-    Intact(Verified),
+    Intact,
     /// No file.
     Missing,
     /// A file of another size or digest (or unreadable): removed.
     Corrupt(String),
 }
 
-/// Checks the file of `artifact` (blocking): the stamp against `known` first, else size and
-/// sha256. A corrupt file is removed.
-fn verify(store: &ArtifactStore, artifact: &Artifact, known: Option<Verified>) -> Verdict {
+/// Checks the file of `artifact` (blocking): its size against `status.artifact.size`, then its
+/// sha256 through [`ArtifactStore::verify`], which hashes a file again only when its identity
+/// (inode, size, modification and change times) changed. A corrupt file is removed.
+fn verify(store: &ArtifactStore, artifact: &Artifact) -> Verdict {
     let path = match store.path(&artifact.path) {
         Ok(p) => p,
         Err(e) => return Verdict::Corrupt(chain(&e)),
     };
-    let stamp = match Stamp::of(&path) {
-        Ok(s) => s,
+    let size = match std::fs::metadata(&path) {
+        Ok(meta) => meta.len(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Verdict::Missing,
         Err(e) => return Verdict::Corrupt(e.to_string()),
     };
-    let verified = Verified {
-        digest: artifact.digest.clone(),
-        stamp,
-    };
-    if known.as_ref() == Some(&verified) {
-        return Verdict::Intact(verified);
-    }
     let problem = match artifact.size {
-        Some(size) if size as u64 != stamp.size => {
-            Some(format!("size {} differs from {size} bytes", stamp.size))
+        Some(expected) if expected as u64 != size => {
+            Some(format!("size {size} differs from {expected} bytes"))
         }
         _ => match store.verify(&artifact.path, &artifact.digest) {
             Ok(true) => None,
@@ -94,7 +58,7 @@ fn verify(store: &ArtifactStore, artifact: &Artifact, known: Option<Verified>) -
         },
     };
     match problem {
-        None => Verdict::Intact(verified),
+        None => Verdict::Intact,
         Some(problem) => {
             let _ = std::fs::remove_file(&path);
             Verdict::Corrupt(problem)
@@ -115,15 +79,13 @@ impl OCIRepositoryReconciler {
             return Ok(());
         };
         self.collect_garbage(obj, &artifact).await?;
-        let known = self.verified.lock().get(&artifact.path).cloned();
         let store = self.artifacts.clone();
         let checked = artifact.clone();
-        let verdict = blocking(move || verify(&store, &checked, known)).await?;
+        let verdict = blocking(move || verify(&store, &checked)).await?;
         let object = object_ref(obj);
         let status = &mut progress.status;
         let gone = match verdict {
-            Verdict::Intact(verified) => {
-                self.verified.lock().insert(artifact.path.clone(), verified);
+            Verdict::Intact => {
                 let urls = &self.config.urls;
                 let (ns, name) = (object.namespace.as_str(), object.name.as_str());
                 if let Some(a) = status.artifact.as_mut() {
@@ -146,7 +108,6 @@ impl OCIRepositoryReconciler {
                 "disappeared from storage"
             }
         };
-        self.verified.lock().remove(&artifact.path);
         status.artifact = None;
         status.url = None;
         conditions::delete(&mut status.conditions, types::ARTIFACT_IN_STORAGE);
@@ -168,11 +129,6 @@ impl OCIRepositoryReconciler {
                 .await?;
         match collected {
             Ok(deleted) if !deleted.is_empty() => {
-                let mut cache = self.verified.lock();
-                for path in &deleted {
-                    cache.remove(path);
-                }
-                drop(cache);
                 let message = format!("garbage collected {} artifacts", deleted.len());
                 self.events.record(
                     &object,
@@ -186,20 +142,6 @@ impl OCIRepositoryReconciler {
             Err(e) => tracing::warn!(error = %chain(&e), "artifact garbage collection failed"),
         }
         Ok(())
-    }
-
-    /// Remembers a just-written artifact as verified.
-    pub(super) fn remember_verified(&self, stored: &StoredArtifact) {
-        let Ok(path) = self.artifacts.path(&stored.path) else {
-            return;
-        };
-        if let Ok(stamp) = Stamp::of(&path) {
-            let verified = Verified {
-                digest: stored.digest.clone(),
-                stamp,
-            };
-            self.verified.lock().insert(stored.path.clone(), verified);
-        }
     }
 
     /// Points `latest.tar.gz` in the object's directory at the new artifact (best effort, as
@@ -248,18 +190,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ArtifactStore::open(dir.path()).unwrap();
         let artifact = stored(&store, b"the artifact");
-        let Verdict::Intact(known) = verify(&store, &artifact, None) else {
-            panic!("a fresh artifact is intact")
-        };
-        assert_eq!(
-            verify(&store, &artifact, Some(known.clone())),
-            Verdict::Intact(known.clone())
-        );
+        assert_eq!(verify(&store, &artifact), Verdict::Intact);
+        assert_eq!(verify(&store, &artifact), Verdict::Intact, "from the cache");
         let file = store.path(&artifact.path).unwrap();
 
-        // Same size, other bytes: only the digest can tell, even with a stamp on record.
+        // Same size, other bytes: only the digest can tell, even after a cached verdict.
         std::fs::write(&file, b"THE ARTIFACT").unwrap();
-        let verdict = verify(&store, &artifact, Some(known.clone()));
+        let verdict = verify(&store, &artifact);
         assert!(
             matches!(&verdict, Verdict::Corrupt(m) if m.contains("computed digest doesn't match")),
             "{verdict:?}"
@@ -269,11 +206,11 @@ mod tests {
         // Truncated: the size tells at once.
         let artifact = stored(&store, b"the artifact");
         std::fs::write(&file, b"the").unwrap();
-        let verdict = verify(&store, &artifact, Some(known));
+        let verdict = verify(&store, &artifact);
         assert!(
             matches!(&verdict, Verdict::Corrupt(m) if m.contains("size 3 differs from 12 bytes")),
             "{verdict:?}"
         );
-        assert_eq!(verify(&store, &artifact, None), Verdict::Missing);
+        assert_eq!(verify(&store, &artifact), Verdict::Missing);
     }
 }

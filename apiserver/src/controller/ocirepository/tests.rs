@@ -2,6 +2,8 @@
 
 use std::io::Write as _;
 
+use parking_lot::Mutex;
+
 use openapi::conditions::reasons;
 use serde_json::json;
 use storage::{SqliteConfig, SqliteStore};
