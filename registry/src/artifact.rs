@@ -302,6 +302,30 @@ fn annotation(manifest: &ImageManifest, key: &str) -> Option<String> {
         .cloned()
 }
 
+/// `GET` of the manifest at `reference`: the manifest, its descriptor and its bytes.
+///
+/// # Errors
+/// [`Error::GetManifest`] naming the reference, with the client error as its source.
+async fn get_manifest(
+    client: &client::Client,
+    reference: &Reference,
+) -> Result<
+    (
+        crate::manifest::Manifest,
+        crate::manifest::Descriptor,
+        bytes::Bytes,
+    ),
+    Error,
+> {
+    client
+        .get_manifest(reference)
+        .await
+        .map_err(|source| Error::GetManifest {
+            reference: reference.to_string(),
+            source: Box::new(source),
+        })
+}
+
 fn join_error(e: tokio::task::JoinError) -> Error {
     Error::Task {
         message: e.to_string(),

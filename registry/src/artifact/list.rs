@@ -61,14 +61,7 @@ pub async fn list(
         .map(|tag| {
             let reference = repository.with_tag(&tag);
             async move {
-                let (manifest, descriptor, _) =
-                    client
-                        .get_manifest(&reference)
-                        .await
-                        .map_err(|source| Error::GetManifest {
-                            reference: reference.to_string(),
-                            source: Box::new(source),
-                        })?;
+                let (manifest, descriptor, _) = super::get_manifest(client, &reference).await?;
                 let annotations = match &manifest {
                     Manifest::Image(m) => m.annotations.clone(),
                     Manifest::Index(i) => i.annotations.clone(),

@@ -227,14 +227,7 @@ pub async fn resolve(client: &Client, reference: &Reference) -> Result<Descripto
         }),
         Err(head) => {
             tracing::debug!(%reference, error = %head, "HEAD failed; resolving with GET");
-            let (_, descriptor, _) =
-                client
-                    .get_manifest(&reference)
-                    .await
-                    .map_err(|source| Error::GetManifest {
-                        reference: reference.to_string(),
-                        source: Box::new(source),
-                    })?;
+            let (_, descriptor, _) = super::get_manifest(client, &reference).await?;
             Ok(descriptor)
         }
     }
@@ -254,7 +247,7 @@ pub async fn fetch(
     options: &PullOptions,
 ) -> Result<Fetched, Error> {
     let reference = with_default_tag(reference);
-    let (manifest, descriptor) = get_manifest(client, &reference).await?;
+    let (manifest, descriptor, _) = super::get_manifest(client, &reference).await?;
     let (manifest, digest, platform) = match manifest {
         Manifest::Image(image) => (image, descriptor.digest, None),
         Manifest::Index(index) => {
@@ -271,9 +264,9 @@ pub async fn fetch(
                 architecture: p.architecture.clone(),
             });
             let inner = reference.with_digest(entry.digest.clone());
-            match get_manifest(client, &inner).await? {
-                (Manifest::Image(image), d) => (image, d.digest, platform),
-                (Manifest::Index(_), _) => {
+            match super::get_manifest(client, &inner).await? {
+                (Manifest::Image(image), d, _) => (image, d.digest, platform),
+                (Manifest::Index(_), _, _) => {
                     return Err(Error::NestedIndex {
                         reference: inner.to_string(),
                     });
@@ -298,21 +291,6 @@ pub async fn fetch(
         layer,
         platform,
     })
-}
-
-async fn get_manifest(
-    client: &Client,
-    reference: &Reference,
-) -> Result<(Manifest, Descriptor), Error> {
-    let (manifest, descriptor, _) =
-        client
-            .get_manifest(reference)
-            .await
-            .map_err(|source| Error::GetManifest {
-                reference: reference.to_string(),
-                source: Box::new(source),
-            })?;
-    Ok((manifest, descriptor))
 }
 
 /// Pulls `reference` and extracts its layer (selected by `options.layer.media_type`) into

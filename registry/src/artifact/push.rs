@@ -218,14 +218,7 @@ pub async fn push(
 /// the tag that failed.
 pub async fn tag(client: &Client, reference: &Reference, tags: &[String]) -> Result<Digest, Error> {
     let reference = with_default_tag(reference);
-    let (_, descriptor, bytes) =
-        client
-            .get_manifest(&reference)
-            .await
-            .map_err(|source| Error::GetManifest {
-                reference: reference.to_string(),
-                source: Box::new(source),
-            })?;
+    let (_, descriptor, bytes) = super::get_manifest(client, &reference).await?;
     for t in tags {
         let target = reference.without_version().with_tag(t);
         client
