@@ -44,6 +44,7 @@ fn python(dir: &Path, script: &str, args: &[&str]) -> String {
     let path = dir.join("check.py");
     std::fs::write(&path, script).unwrap();
     let out = Command::new(test_support::tools::venv_python())
+        .env_remove("PYTHONOPTIMIZE")
         .arg(&path)
         .args(args)
         .output()
@@ -67,9 +68,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+def check(condition, detail=""):
+    # Not `assert`: PYTHONOPTIMIZE / -O would remove it and every check would pass.
+    if not condition:
+        raise SystemExit(f"check failed: {detail}")
+
 def pem_body(text, label):
     begin, end = f"-----BEGIN {label}-----", f"-----END {label}-----"
-    assert text.startswith(begin + "\n"), text[:60]
+    check(text.startswith(begin + "\n"), text[:60])
     return base64.b64decode("".join(text[len(begin):text.index(end)].split()))
 
 if sys.argv[1] == "write":
@@ -96,20 +102,20 @@ if sys.argv[1] == "write":
 
 key_path, pub_path, password = sys.argv[1], sys.argv[2], sys.argv[3].encode()
 doc = json.loads(pem_body(open(key_path).read(), "ENCRYPTED SIGSTORE PRIVATE KEY"))
-assert doc["kdf"]["name"] == "scrypt", doc
-assert doc["kdf"]["params"] == {"N": 32768, "r": 8, "p": 1}, doc
-assert doc["cipher"]["name"] == "nacl/secretbox", doc
+check(doc["kdf"]["name"] == "scrypt", doc)
+check(doc["kdf"]["params"] == {"N": 32768, "r": 8, "p": 1}, doc)
+check(doc["cipher"]["name"] == "nacl/secretbox", doc)
 salt = base64.b64decode(doc["kdf"]["salt"])
 nonce = base64.b64decode(doc["cipher"]["nonce"])
-assert len(salt) == 32 and len(nonce) == 24
+check(len(salt) == 32 and len(nonce) == 24)
 p = doc["kdf"]["params"]
 k = Scrypt(salt=salt, length=32, n=p["N"], r=p["r"], p=p["p"]).derive(password)
 der = nacl.secret.SecretBox(k).decrypt(base64.b64decode(doc["ciphertext"]), nonce)
 private = serialization.load_der_private_key(der, password=None)
-assert isinstance(private.curve, ec.SECP256R1), private.curve
+check(isinstance(private.curve, ec.SECP256R1), private.curve)
 public = serialization.load_pem_public_key(open(pub_path, "rb").read())
-assert open(pub_path).read().startswith("-----BEGIN PUBLIC KEY-----\n")
-assert private.public_key().public_numbers() == public.public_numbers()
+check(open(pub_path).read().startswith("-----BEGIN PUBLIC KEY-----\n"))
+check(private.public_key().public_numbers() == public.public_numbers())
 print("decrypted")
 "#;
 
@@ -385,38 +391,44 @@ fn push_sign_and_verify_with_sourcectl() {
 /// Reads a `.sig` signature over plain distribution HTTP and checks it as a cosign verifier
 /// would, independently of our code: OCI manifest, image config whose diff_ids are the payload
 /// digests, simple-signing layers, payload bytes and fields, and the ECDSA P-256 SHA-256 DER
-/// signature under each given `.pub` (every key must have signed). Prints `verified <n>`.
+/// signature under each given `.pub` (every key must have signed). Prints
+/// `verified <signatures> signatures by <keys that signed> of <keys given> keys`.
 const PY_VERIFY: &str = r#"
 import base64, hashlib, json, sys, urllib.request
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.exceptions import InvalidSignature
 
+def check(condition, detail=""):
+    # Not `assert`: PYTHONOPTIMIZE / -O would remove it and every check would pass.
+    if not condition:
+        raise SystemExit(f"check failed: {detail}")
+
 host, repo, digest, *pubs = sys.argv[1:]
 base = f"http://{host}/v2/{repo}"
 OCI = "application/vnd.oci.image.manifest.v1+json"
 req = urllib.request.Request(f"{base}/manifests/{digest.replace(':', '-')}.sig", headers={"Accept": OCI})
 resp = urllib.request.urlopen(req)
-assert resp.headers["Content-Type"] == OCI, resp.headers["Content-Type"]
+check(resp.headers["Content-Type"] == OCI, resp.headers["Content-Type"])
 manifest = json.loads(resp.read())
-assert manifest["schemaVersion"] == 2 and manifest["mediaType"] == OCI, manifest
+check(manifest["schemaVersion"] == 2 and manifest["mediaType"] == OCI, manifest)
 blob = lambda d: urllib.request.urlopen(f"{base}/blobs/{d}").read()
 config = json.loads(blob(manifest["config"]["digest"]))
-assert manifest["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json"
-assert config["rootfs"] == {"type": "layers", "diff_ids": [l["digest"] for l in manifest["layers"]]}, config
+check(manifest["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json")
+check(config["rootfs"] == {"type": "layers", "diff_ids": [l["digest"] for l in manifest["layers"]]}, config)
 keys = [serialization.load_pem_public_key(open(p, "rb").read()) for p in pubs]
 signed_by = set()
 for layer in manifest["layers"]:
-    assert layer["mediaType"] == "application/vnd.dev.cosign.simplesigning.v1+json", layer
+    check(layer["mediaType"] == "application/vnd.dev.cosign.simplesigning.v1+json", layer)
     payload = blob(layer["digest"])
-    assert "sha256:" + hashlib.sha256(payload).hexdigest() == layer["digest"]
-    assert len(payload) == layer["size"]
+    check("sha256:" + hashlib.sha256(payload).hexdigest() == layer["digest"])
+    check(len(payload) == layer["size"])
     doc = json.loads(payload)
-    assert doc == {"critical": {"identity": {"docker-reference": f"{host}/{repo}"},
+    check(doc == {"critical": {"identity": {"docker-reference": f"{host}/{repo}"},
                                 "image": {"docker-manifest-digest": digest},
                                 "type": "cosign container image signature"},
-                   "optional": None}, doc
-    assert payload == json.dumps(doc, separators=(",", ":")).encode(), "Go's compact field order"
+                   "optional": None}, doc)
+    check(payload == json.dumps(doc, separators=(",", ":")).encode(), "Go's compact field order")
     sig = base64.b64decode(layer["annotations"]["dev.cosignproject.cosign/signature"], validate=True)
     for i, key in enumerate(keys):
         try:
@@ -424,8 +436,8 @@ for layer in manifest["layers"]:
             signed_by.add(i)
         except InvalidSignature:
             pass
-assert signed_by == set(range(len(keys))), signed_by
-print("verified", len(manifest["layers"]))
+check(signed_by == set(range(len(keys))), signed_by)
+print(f"verified {len(manifest['layers'])} signatures by {len(signed_by)} of {len(keys)} keys")
 "#;
 
 #[test]
@@ -455,7 +467,7 @@ fn signatures_written_by_sourcectl_verify_with_independent_python() {
         PY_VERIFY,
         &[reg.host(), "pyverify/app", &digest, &alice_pub, &bob_pub],
     );
-    assert_eq!(out.trim(), "verified 2");
+    assert_eq!(out.trim(), "verified 2 signatures by 2 of 2 keys");
 }
 
 /// Runs `sourcectl args...` on a pseudo-terminal (util-linux `script`) without

@@ -346,7 +346,10 @@ mod tests {
             err.to_string(),
             "invalid annotation a=b=c, must be in the format key=value"
         );
-        assert!(parse_annotations(&["novalue"]).is_err());
+        assert_eq!(
+            parse_annotations(&["novalue"]).unwrap_err().to_string(),
+            "invalid annotation novalue, must be in the format key=value"
+        );
     }
 
     #[test]

@@ -367,9 +367,14 @@ async fn throttling_is_retried_after_the_servers_delay() {
         ..Knobs::default()
     })
     .await;
+    let started = std::time::Instant::now();
     let d = client().resolve(&app(&host)).await.unwrap();
+    let took = started.elapsed();
     assert_eq!(d.digest, Digest::sha256_of(MANIFEST));
     assert_eq!(fake.requests.load(Ordering::SeqCst), 3);
+    // Two 429s with `Retry-After: 1`: the client waited the server's delay twice, not its own
+    // 10 ms backoff.
+    assert!(took >= Duration::from_secs(2), "retried after {took:?}");
 
     // With a single attempt, 429 surfaces as a retryable status error.
     let (host, _) = serve(Knobs {

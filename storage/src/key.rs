@@ -130,10 +130,12 @@ mod tests {
     #[test]
     fn revision_parses_only_decimal_digits() {
         assert_eq!("42".parse::<Revision>(), Ok(Revision(42)));
-        assert!("-1".parse::<Revision>().is_err());
-        assert!("".parse::<Revision>().is_err());
-        assert!(" 1".parse::<Revision>().is_err());
-        assert!("99999999999999999999999".parse::<Revision>().is_err());
+        for bad in ["-1", "", " 1", "99999999999999999999999"] {
+            assert_eq!(
+                bad.parse::<Revision>(),
+                Err(ParseRevisionError(bad.to_owned()))
+            );
+        }
         assert_eq!(Revision(7).to_string(), "7");
     }
 }

@@ -322,7 +322,7 @@ async fn a_compacted_continue_token_is_expired_and_a_garbled_one_invalid() {
 }
 
 #[tokio::test]
-async fn ten_thousand_objects_list_in_one_page() {
+async fn two_thousand_objects_written_concurrently_list_in_one_sorted_page() {
     let t = open().await;
     let mut tasks = Vec::new();
     for w in 0..16 {
@@ -346,6 +346,7 @@ async fn ten_thousand_objects_list_in_one_page() {
         .await
         .unwrap();
     assert_eq!(page.items.len(), 2000);
+    assert_eq!(page.continue_token, None, "one page holds them all");
     assert!(
         page.items
             .windows(2)

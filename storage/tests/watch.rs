@@ -158,7 +158,16 @@ async fn label_selector_watches_see_objects_enter_and_leave() {
         field_selector: Some("spec.url=x".into()),
         ..Default::default()
     };
-    assert!(t.store.watch(&repos(), None, bad).await.is_err());
+    let err = t
+        .store
+        .watch(&repos(), None, bad)
+        .await
+        .err()
+        .expect("an unsupported field selector is refused");
+    assert!(
+        matches!(&err, storage::Error::InvalidFieldSelector { message } if message.contains("spec.url")),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -189,8 +198,10 @@ async fn a_watch_from_a_compacted_revision_is_expired() {
     assert_eq!(rv(&next(&mut w).await.object), 8);
 }
 
+/// What bounds a slow watcher's memory: the server queues at most `watch_buffer` events for
+/// it, delivers exactly those, and then ends the watch with `Expired` instead of growing.
 #[tokio::test]
-async fn a_slow_watcher_is_ended_with_expired_and_memory_stays_bounded() {
+async fn a_slow_watcher_gets_at_most_its_buffer_then_is_ended_with_expired() {
     let t = open_with(SqliteConfig {
         watch_buffer: 4,
         ..Default::default()

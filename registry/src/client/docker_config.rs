@@ -427,7 +427,10 @@ mod tests {
             r#"{{"auths":{{"x.io":{{"auth":"{}"}}}}}}"#,
             STANDARD.encode(":p")
         );
-        assert!(DockerConfig::from_json(no_user.as_bytes()).is_err());
+        assert!(matches!(
+            DockerConfig::from_json(no_user.as_bytes()),
+            Err(Error::DockerConfig { path: None, .. })
+        ));
         let c =
             DockerConfig::from_json(br#"{"auths":{"x.io":{"username":"u","password":"hunter2"}}}"#)
                 .unwrap();

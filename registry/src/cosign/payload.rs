@@ -141,7 +141,11 @@ mod tests {
             )
         );
         assert_eq!(signed_digest(&p).unwrap(), d.to_string());
-        assert!(signed_digest(b"{}").is_err());
+        let err = signed_digest(b"{}").unwrap_err();
+        assert!(
+            err.starts_with("not a simple-signing payload: missing field `critical`"),
+            "{err}"
+        );
     }
 
     #[test]
