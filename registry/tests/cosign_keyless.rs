@@ -209,8 +209,7 @@ async fn keyless_bundles_verify_for_the_right_identity_only() {
         (&b"not json"[..], "invalid trusted root: JSON: "),
     ] {
         let err = TrustedRoot::from_json(json)
-            .err()
-            .expect("an unusable trusted root is refused")
+            .expect_err("an unusable trusted root is refused")
             .to_string();
         assert!(err.starts_with(want), "{err}");
     }
