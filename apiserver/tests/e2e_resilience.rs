@@ -164,8 +164,10 @@ fn kill_9_in_the_middle_of_reconciles_then_restart() {
         assert_eq!(&sha256(&bytes), digest, "{path} changed by the kill");
     }
     let artifacts = data_dir.join("artifacts");
+    let scratch = temp_files(&data_dir);
     let unfinished: Vec<_> = walk(&artifacts)
         .into_iter()
+        .filter(|p| !scratch.contains(p))
         .filter(|p| {
             names[10..]
                 .iter()
@@ -176,7 +178,6 @@ fn kill_9_in_the_middle_of_reconciles_then_restart() {
         unfinished.is_empty(),
         "artifacts of pulls that never finished: {unfinished:?}"
     );
-    let scratch = temp_files(&data_dir);
     eprintln!("held at the kill: {held:#?}\nscratch on disk: {scratch:#?}");
     assert!(
         !scratch.is_empty(),
@@ -206,7 +207,8 @@ fn kill_9_in_the_middle_of_reconciles_then_restart() {
 }
 
 /// Files under `data_dir` that belong to work in progress: everything under the scratch
-/// directory `tmp/`, and dot-files named `*.tmp` (artifact writes) anywhere.
+/// directory `tmp/`, and the artifact store's temporary files (`.tmp-*`, written beside the
+/// artifact and renamed into place when complete) anywhere.
 fn temp_files(data_dir: &Path) -> Vec<PathBuf> {
     let files = walk(data_dir);
     let scratch = data_dir.join("tmp");
@@ -214,7 +216,7 @@ fn temp_files(data_dir: &Path) -> Vec<PathBuf> {
         .into_iter()
         .filter(|p| {
             let name = p.file_name().unwrap_or_default().to_string_lossy();
-            p.starts_with(&scratch) || (name.starts_with('.') && name.ends_with(".tmp"))
+            p.starts_with(&scratch) || name.starts_with(".tmp-")
         })
         .collect()
 }

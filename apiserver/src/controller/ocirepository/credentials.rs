@@ -255,3 +255,103 @@ pub(crate) fn cosign_keys(
     }
     Ok(keys)
 }
+
+#[cfg(test)]
+mod tests {
+    use openapi::conditions::types;
+    use serde_json::json;
+
+    use super::*;
+
+    /// A `--secrets-dir` holding one Secret `default/creds` with `data` (plain text values).
+    fn secrets_with(data: &[(&str, &str)]) -> (tempfile::TempDir, SecretStore) {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let data: serde_json::Map<String, serde_json::Value> = data
+            .iter()
+            .map(|(k, v)| {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(v);
+                ((*k).to_owned(), json!(encoded))
+            })
+            .collect();
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "creds", "namespace": "default"}, "data": data});
+        std::fs::write(dir.path().join("creds.json"), secret.to_string()).unwrap();
+        let store = SecretStore::new(dir.path());
+        (dir, store)
+    }
+
+    fn repository(spec: serde_json::Value) -> OCIRepository {
+        let mut spec_object = json!({"url": "oci://r.example/app", "interval": "1m"});
+        spec_object
+            .as_object_mut()
+            .unwrap()
+            .extend(spec.as_object().unwrap().clone());
+        serde_json::from_value(json!({
+            "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
+            "metadata": {"name": "app", "namespace": "default"}, "spec": spec_object}))
+        .unwrap()
+    }
+
+    fn refused(secrets: &SecretStore, obj: &OCIRepository) -> Failure {
+        match access(secrets, obj) {
+            Ok(_) => panic!("the Secret must be refused"),
+            Err(failure) => failure,
+        }
+    }
+
+    #[test]
+    fn a_client_certificate_without_its_key_names_the_secret_and_both_fields() {
+        let (_dir, secrets) = secrets_with(&[("tls.crt", "-----BEGIN CERTIFICATE-----")]);
+        let failure = refused(
+            &secrets,
+            &repository(json!({"certSecretRef": {"name": "creds"}})),
+        );
+        assert_eq!(failure.kind.condition_type(), types::FETCH_FAILED);
+        assert_eq!(failure.reason, reasons::AUTHENTICATION_FAILED);
+        assert_eq!(
+            failure.message,
+            "failed to get TLS configuration: secret 'default/creds' must contain both 'tls.crt' and 'tls.key'"
+        );
+    }
+
+    #[test]
+    fn a_proxy_address_of_another_scheme_names_the_secret() {
+        let (_dir, secrets) = secrets_with(&[("address", "ftp://proxy.example:21")]);
+        let failure = refused(
+            &secrets,
+            &repository(json!({"proxySecretRef": {"name": "creds"}})),
+        );
+        assert_eq!(failure.reason, reasons::AUTHENTICATION_FAILED);
+        assert_eq!(
+            failure.message,
+            "failed to configure proxy: invalid proxy address in secret 'default/creds': scheme must be http, https or socks5"
+        );
+        let (_dir, secrets) = secrets_with(&[("username", "u")]);
+        let failure = refused(
+            &secrets,
+            &repository(json!({"proxySecretRef": {"name": "creds"}})),
+        );
+        assert_eq!(
+            failure.message,
+            "failed to configure proxy: secret 'default/creds' has no 'address' key"
+        );
+    }
+
+    #[test]
+    fn complete_secrets_are_accepted() {
+        let (_dir, secrets) = secrets_with(&[
+            ("tls.crt", "cert"),
+            ("tls.key", "key"),
+            ("address", "http://proxy.example:3128"),
+        ]);
+        let obj = repository(json!({"certSecretRef": {"name": "creds"},
+            "proxySecretRef": {"name": "creds"}}));
+        let access = access(&secrets, &obj).unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!(access.identity, Some((b"cert".to_vec(), b"key".to_vec())));
+        assert_eq!(
+            access.proxy.map(|p| p.0).as_deref(),
+            Some("http://proxy.example:3128")
+        );
+    }
+}
