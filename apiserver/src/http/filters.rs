@@ -36,14 +36,18 @@ pub async fn authenticate(
     next.run(Request::from_parts(parts, body)).await
 }
 
-/// Parses the request's attributes once ([`RequestInfo::parse`]) and records them on the
+/// Parses the request's attributes once ([`RequestInfo::parse`]; the timeout layer may have
+/// parsed them already, and left them in the request's extensions) and records them on the
 /// request span.
 pub async fn request_info(mut request: Request, next: Next) -> Response {
-    let info = RequestInfo::parse(
-        request.method(),
-        request.uri().path(),
-        request.uri().query(),
-    );
+    let info = match request.extensions_mut().remove::<RequestInfo>() {
+        Some(info) => info,
+        None => RequestInfo::parse(
+            request.method(),
+            request.uri().path(),
+            request.uri().query(),
+        ),
+    };
     let span = tracing::Span::current();
     span.record("verb", info.verb.as_str());
     if info.is_resource_request {

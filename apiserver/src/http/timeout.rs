@@ -28,14 +28,17 @@ pub fn is_long_running(info: &RequestInfo) -> bool {
 }
 
 /// Middleware: runs the rest of the stack under `timeout` unless the request is long-running.
-/// Use with `axum::middleware::from_fn_with_state(timeout, limit)`.
-pub async fn limit(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+/// Use with `axum::middleware::from_fn_with_state(timeout, limit)`. The parsed [`RequestInfo`]
+/// is left in the request's extensions, so the request-info layer does not parse it again.
+pub async fn limit(State(timeout): State<Duration>, mut request: Request, next: Next) -> Response {
     let info = RequestInfo::parse(
         request.method(),
         request.uri().path(),
         request.uri().query(),
     );
-    if is_long_running(&info) {
+    let long_running = is_long_running(&info);
+    request.extensions_mut().insert(info);
+    if long_running {
         return next.run(request).await;
     }
     match tokio::time::timeout(timeout, next.run(request)).await {
