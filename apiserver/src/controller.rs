@@ -8,12 +8,15 @@
 //! - `status`: status writes carrying the `resourceVersion` they read, retried on conflict
 //!   without overwriting anyone else's change;
 //! - one module per kind: [`ocirepository`] (HelmChart next, in `helmchart`);
+//! - `registry_access`: what every kind that pulls from a registry shares — clients configured
+//!   from the object's Secrets (cached), cosign keys and trusted roots;
 //! - [`events`] and [`secrets`]: the event sink and standalone mode's Secrets.
 
 pub mod backoff;
 pub mod events;
 pub mod ocirepository;
 pub mod queue;
+mod registry_access;
 pub mod runtime;
 pub mod secrets;
 pub(crate) mod status;

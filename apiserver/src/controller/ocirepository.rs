@@ -13,7 +13,6 @@
 //! with a clear message; cosign with public keys, and keyless against a trusted root Secret,
 //! are verified), cloud provider logins (in-cluster mode).
 
-mod credentials;
 mod failure;
 mod outcome;
 mod source;
@@ -33,9 +32,9 @@ use serde_json::Value;
 use storage::{ArtifactStore, ObjectStore, ResourceKey, UpdatePart, WriteOptions};
 
 use super::events::{EventRecorder, EventType, ObjectRef};
+use super::registry_access::ClientCache;
 use super::runtime::{Action, Reconcile};
 use super::secrets::SecretStore;
-use credentials::ClientCache;
 pub use failure::{Error, FailureKind, Progress, StepFailure};
 
 /// The storage directory of OCIRepository artifacts (Flux: the lower-cased kind).

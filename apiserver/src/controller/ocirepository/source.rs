@@ -13,8 +13,8 @@ use registry::{Client, Reference};
 use storage::StoredArtifact;
 use tokio::time::Instant;
 
+use super::super::registry_access::{self as credentials, RegistryAccess};
 use super::super::runtime::chain;
-use super::credentials;
 use super::failure::{StepFailure, client_failure, pull_failure};
 use super::spec::{Provider, RefSpec, Spec, Verification, VerifyProvider};
 use super::{ARTIFACT_KIND, OCIRepositoryReconciler, blocking, object_ref};
@@ -142,11 +142,13 @@ impl OCIRepositoryReconciler {
         obj: &Arc<OCIRepository>,
         spec: &Spec,
     ) -> Result<Client, StepFailure> {
-        let (secrets, clients, obj) = (self.secrets.clone(), self.clients.clone(), obj.clone());
+        let (secrets, clients) = (self.secrets.clone(), self.clients.clone());
+        let access = RegistryAccess::of_oci_repository(obj);
         let timeout = spec.timeout;
-        blocking(move || clients.client(&secrets, &obj, timeout))
+        blocking(move || clients.client(&secrets, &access, timeout))
             .await
             .map_err(|e| StepFailure::fetch(reasons::AUTHENTICATION_FAILED, e.to_string()))?
+            .map_err(|e| StepFailure::fetch(reasons::AUTHENTICATION_FAILED, e.message))
     }
 
     /// Resolve step: a digest needs no request, a semver lists the tags, and the chosen tag

@@ -1,19 +1,66 @@
-//! Registry clients for OCIRepositories: credentials, TLS material and proxies read from the
-//! object's Secrets (`spec.secretRef`, `spec.certSecretRef`, `spec.proxySecretRef`, Flux's
-//! keys and messages, `flux-source-controller.md` §2.4 steps 2–5), and a cache of clients keyed
-//! by a hash of that configuration.
+//! Registry access shared by every kind that pulls from an OCI registry (OCIRepository,
+//! HelmRepository of type `oci` for HelmCharts): credentials, TLS material and proxies read from
+//! the object's Secrets (`spec.secretRef`, `spec.certSecretRef`, `spec.proxySecretRef`, Flux's
+//! keys and messages, `flux-source-controller.md` §2.4 steps 2–5), a cache of clients keyed by a
+//! hash of that configuration, and the cosign keys and trusted roots named by `spec.verify`.
+//!
+//! Every failure is an [`AccessError`]; the kinds record it as `FetchFailed` with reason
+//! `AuthenticationFailed` (client configuration) or as `SourceVerified=False` (verification
+//! material), as Flux does.
 
 use std::time::Duration;
 
-use openapi::conditions::reasons;
 use openapi::v1::OCIRepository;
 use registry::client::{ClientIdentity, ProxyConfig};
 use registry::{Client, ClientConfig, Credentials, DockerConfig};
 use sha2::Digest as _;
 
-use super::super::runtime::chain;
-use super::super::secrets::{Secret, SecretStore};
-use super::failure::StepFailure as Failure;
+use super::runtime::chain;
+use super::secrets::{Secret, SecretStore};
+
+/// Why a registry client or verification material could not be configured from an object's
+/// Secrets: the message Flux writes, naming the Secret and the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub(crate) struct AccessError {
+    /// The full message, e.g. `failed to get credential: secrets "x" not found in namespace 'ns'`.
+    pub message: String,
+}
+
+/// What configures a registry client, taken from a source object's spec: the namespace its
+/// Secret references resolve in, the referenced Secret names, and `spec.insecure`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RegistryAccess {
+    /// Namespace of the object (and so of its Secrets).
+    pub namespace: String,
+    /// `spec.secretRef.name`: a `kubernetes.io/dockerconfigjson` Secret.
+    pub secret_ref: Option<String>,
+    /// `spec.certSecretRef.name`: `ca.crt`, `tls.crt`, `tls.key` (or the legacy file names).
+    pub cert_secret_ref: Option<String>,
+    /// `spec.proxySecretRef.name`: `address`, `username`, `password`.
+    pub proxy_secret_ref: Option<String>,
+    /// `spec.insecure`: the registry is spoken to over plain HTTP.
+    pub insecure: bool,
+}
+
+impl RegistryAccess {
+    /// The access an OCIRepository's spec describes.
+    pub(crate) fn of_oci_repository(obj: &OCIRepository) -> Self {
+        let name =
+            |r: &Option<openapi::meta::LocalObjectReference>| r.as_ref().map(|r| r.name.clone());
+        Self {
+            namespace: obj
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned()),
+            secret_ref: name(&obj.spec.secret_ref),
+            cert_secret_ref: name(&obj.spec.cert_secret_ref),
+            proxy_secret_ref: name(&obj.spec.proxy_secret_ref),
+            insecure: obj.spec.is_insecure(),
+        }
+    }
+}
 
 /// Registry clients shared between reconciles, keyed by a hash of everything that configures
 /// them (so token caches and connections are reused, and a changed Secret makes a new client).
@@ -44,28 +91,28 @@ fn load_secret(secrets: &SecretStore, namespace: &str, name: &str) -> Result<Sec
     }
 }
 
-fn access(secrets: &SecretStore, obj: &OCIRepository) -> Result<Access, Failure> {
-    let ns = obj.metadata.namespace.as_deref().unwrap_or("default");
-    let auth = |m: String| Failure::fetch(reasons::AUTHENTICATION_FAILED, m);
+fn access(secrets: &SecretStore, spec: &RegistryAccess) -> Result<Access, AccessError> {
+    let ns = spec.namespace.as_str();
+    let auth = |message: String| AccessError { message };
     let mut out = Access {
         docker_config: None,
         ca: None,
         identity: None,
         proxy: None,
     };
-    if let Some(r) = &obj.spec.secret_ref {
-        let s = load_secret(secrets, ns, &r.name)
+    if let Some(name) = &spec.secret_ref {
+        let s = load_secret(secrets, ns, name)
             .map_err(|m| auth(format!("failed to get credential: {m}")))?;
         let json = s.data.get(".dockerconfigjson").cloned().ok_or_else(|| {
             auth(format!(
                 "failed to get credential: secret '{ns}/{}' has no '.dockerconfigjson' key (type kubernetes.io/dockerconfigjson expected)",
-                r.name
+                name
             ))
         })?;
         out.docker_config = Some(json);
     }
-    if let Some(r) = &obj.spec.cert_secret_ref {
-        let s = load_secret(secrets, ns, &r.name)
+    if let Some(name) = &spec.cert_secret_ref {
+        let s = load_secret(secrets, ns, name)
             .map_err(|m| auth(format!("failed to get TLS configuration: {m}")))?;
         let get = |k: &str, legacy: &str| {
             s.data
@@ -83,19 +130,19 @@ fn access(secrets: &SecretStore, obj: &OCIRepository) -> Result<Access, Failure>
             _ => {
                 return Err(auth(format!(
                     "failed to get TLS configuration: secret '{ns}/{}' must contain both 'tls.crt' and 'tls.key'",
-                    r.name
+                    name
                 )));
             }
         }
         if out.identity.is_none() && out.ca.is_none() {
             return Err(auth(format!(
                 "failed to get TLS configuration: secret '{ns}/{}' must contain either 'ca.crt' or both 'tls.crt' and 'tls.key'",
-                r.name
+                name
             )));
         }
     }
-    if let Some(r) = &obj.spec.proxy_secret_ref {
-        let s = load_secret(secrets, ns, &r.name)
+    if let Some(name) = &spec.proxy_secret_ref {
+        let s = load_secret(secrets, ns, name)
             .map_err(|m| auth(format!("failed to configure proxy: {m}")))?;
         let text = |k: &str| {
             s.data
@@ -106,7 +153,7 @@ fn access(secrets: &SecretStore, obj: &OCIRepository) -> Result<Access, Failure>
         let address = text("address").ok_or_else(|| {
             auth(format!(
                 "failed to configure proxy: secret '{ns}/{}' has no 'address' key",
-                r.name
+                name
             ))
         })?;
         let scheme_ok = ["http://", "https://", "socks5://"]
@@ -115,7 +162,7 @@ fn access(secrets: &SecretStore, obj: &OCIRepository) -> Result<Access, Failure>
         if !scheme_ok || address.len() > 2048 {
             return Err(auth(format!(
                 "failed to configure proxy: invalid proxy address in secret '{ns}/{}': scheme must be http, https or socks5",
-                r.name
+                name
             )));
         }
         out.proxy = Some((address, text("username"), text("password")));
@@ -161,15 +208,15 @@ impl ClientCache {
     pub(crate) fn client(
         &self,
         secrets: &SecretStore,
-        obj: &OCIRepository,
+        spec: &RegistryAccess,
         timeout: Duration,
-    ) -> Result<Client, Failure> {
-        let access = access(secrets, obj)?;
-        let fingerprint = fingerprint(&access, obj.spec.is_insecure(), timeout);
+    ) -> Result<Client, AccessError> {
+        let access = access(secrets, spec)?;
+        let fingerprint = fingerprint(&access, spec.insecure, timeout);
         if let Some(c) = self.clients.lock().get(&fingerprint) {
             return Ok(c.clone());
         }
-        let auth = |m: String| Failure::fetch(reasons::AUTHENTICATION_FAILED, m);
+        let auth = |message: String| AccessError { message };
         let credentials = match &access.docker_config {
             Some(json) => Credentials::DockerConfig(
                 DockerConfig::from_json(json)
@@ -179,7 +226,7 @@ impl ClientCache {
         };
         let config = ClientConfig {
             timeout,
-            insecure: obj.spec.is_insecure(),
+            insecure: spec.insecure,
             ca_certs_pem: access.ca.into_iter().collect(),
             client_identity: access
                 .identity
@@ -258,7 +305,6 @@ pub(crate) fn cosign_keys(
 
 #[cfg(test)]
 mod tests {
-    use openapi::conditions::types;
     use serde_json::json;
 
     use super::*;
@@ -293,8 +339,8 @@ mod tests {
         .unwrap()
     }
 
-    fn refused(secrets: &SecretStore, obj: &OCIRepository) -> Failure {
-        match access(secrets, obj) {
+    fn refused(secrets: &SecretStore, obj: &OCIRepository) -> AccessError {
+        match access(secrets, &RegistryAccess::of_oci_repository(obj)) {
             Ok(_) => panic!("the Secret must be refused"),
             Err(failure) => failure,
         }
@@ -307,8 +353,6 @@ mod tests {
             &secrets,
             &repository(json!({"certSecretRef": {"name": "creds"}})),
         );
-        assert_eq!(failure.kind.condition_type(), types::FETCH_FAILED);
-        assert_eq!(failure.reason, reasons::AUTHENTICATION_FAILED);
         assert_eq!(
             failure.message,
             "failed to get TLS configuration: secret 'default/creds' must contain both 'tls.crt' and 'tls.key'"
@@ -322,7 +366,6 @@ mod tests {
             &secrets,
             &repository(json!({"proxySecretRef": {"name": "creds"}})),
         );
-        assert_eq!(failure.reason, reasons::AUTHENTICATION_FAILED);
         assert_eq!(
             failure.message,
             "failed to configure proxy: invalid proxy address in secret 'default/creds': scheme must be http, https or socks5"
@@ -347,7 +390,8 @@ mod tests {
         ]);
         let obj = repository(json!({"certSecretRef": {"name": "creds"},
             "proxySecretRef": {"name": "creds"}}));
-        let access = access(&secrets, &obj).unwrap_or_else(|f| panic!("{f}"));
+        let access = access(&secrets, &RegistryAccess::of_oci_repository(&obj))
+            .unwrap_or_else(|f| panic!("{f}"));
         assert_eq!(access.identity, Some((b"cert".to_vec(), b"key".to_vec())));
         assert_eq!(
             access.proxy.map(|p| p.0).as_deref(),
