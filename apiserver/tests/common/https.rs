@@ -88,6 +88,17 @@ pub async fn connect(server: &ApiServer, protocol: Protocol) -> Connection {
 }
 
 impl Connection {
+    /// A handle that opens streams on this HTTP/2 connection (clone it per concurrent request).
+    ///
+    /// # Panics
+    /// On an HTTP/1.1 connection.
+    pub fn http2(&self) -> hyper::client::conn::http2::SendRequest<Body> {
+        match self {
+            Connection::Http2(sender) => sender.clone(),
+            Connection::Http1(_) => panic!("not an HTTP/2 connection"),
+        }
+    }
+
     /// Sends a request and returns the response head with its body unread.
     ///
     /// # Panics
