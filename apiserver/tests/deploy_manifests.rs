@@ -263,3 +263,40 @@ fn the_deployments_flags_start_the_server_with_the_generated_certificate() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok");
     server.stop();
 }
+
+#[test]
+fn the_deploy_and_e2e_scripts_pass_shellcheck() {
+    let root = repo_root();
+    let out = Command::new(tools::require("shellcheck"))
+        .arg(root.join("deploy/gen-certs.sh"))
+        .arg(root.join("tests/e2e/kind.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Without docker (here: a PATH holding only `dirname`) the kind e2e says so and succeeds.
+#[test]
+fn the_kind_e2e_skips_with_a_clear_line_where_docker_is_missing() {
+    let bin = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(tools::require("dirname"), bin.path().join("dirname")).unwrap();
+    let out = Command::new(tools::require("bash"))
+        .arg(repo_root().join("tests/e2e/kind.sh"))
+        .env("PATH", bin.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.starts_with("SKIP tests/e2e/kind.sh: docker is not installed"),
+        "{stdout}"
+    );
+}
