@@ -465,7 +465,13 @@ fn duration_labels(info: &RequestInfo, request: &Request) -> DurationLabels {
         Verb::List => "LIST".to_owned(),
         Verb::Watch => "WATCH".to_owned(),
         Verb::Patch if apply => "APPLY".to_owned(),
-        _ => request.method().as_str().to_ascii_uppercase(),
+        // Methods outside HTTP's own are one bounded value, as kube's `cleanVerb` does.
+        _ => match request.method().as_str() {
+            m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" | "CONNECT") => {
+                m.to_owned()
+            }
+            _ => "other".to_owned(),
+        },
     };
     if !info.is_resource_request {
         return DurationLabels {
