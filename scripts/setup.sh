@@ -2,13 +2,14 @@
 # Installs everything the tests and the quickstart need on a fresh Debian machine, idempotently:
 # Debian packages (the CNCF Distribution registry, skopeo, htpasswd, OpenSSL headers), the test
 # runner cargo-nextest (from crates.io, so CI and developers run the same runner) and a Python
-# virtualenv with the independent OCI client (oras), the OpenAPI validator and schemathesis.
+# virtualenv with the independent OCI client (oras), the OpenAPI validator, schemathesis and
+# kubernetes-validate (Kubernetes JSON schemas bundled: deploy/ is validated offline).
 # Prints the PATH additions; `source scripts/env.sh` puts them in the current shell.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/env.sh"
 
-apt_packages=(docker-registry skopeo apache2-utils libssl-dev pkg-config curl jq time)
+apt_packages=(docker-registry skopeo apache2-utils libssl-dev pkg-config curl jq time shellcheck)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -28,11 +29,11 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
-pip_packages=(oras openapi-spec-validator schemathesis cryptography pynacl)
+pip_packages=(oras openapi-spec-validator schemathesis cryptography pynacl kubernetes-validate)
 if [ ! -x "$SOURCE_APISERVER_VENV/bin/python" ]; then
   python3 -m venv "$SOURCE_APISERVER_VENV"
 fi
-if ! "$SOURCE_APISERVER_VENV/bin/python" -c 'import oras, openapi_spec_validator, schemathesis, cryptography, nacl' 2>/dev/null; then
+if ! "$SOURCE_APISERVER_VENV/bin/python" -c 'import oras, openapi_spec_validator, schemathesis, cryptography, nacl, kubernetes_validate' 2>/dev/null; then
   echo "► installing Python packages: ${pip_packages[*]}" >&2
   "$SOURCE_APISERVER_VENV/bin/pip" install -q --disable-pip-version-check "${pip_packages[@]}"
 fi

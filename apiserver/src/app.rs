@@ -162,6 +162,7 @@ impl App {
                 path: config.data_dir.clone(),
                 source,
             })?;
+        crate::metrics::watch_artifact_store(artifacts.root());
         let artifact_listener = match config.artifact_listen {
             Some(addr) => {
                 let listener = TcpListener::bind(addr)

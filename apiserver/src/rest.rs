@@ -206,8 +206,12 @@ pub async fn handle(
         return Err(ApiError::no_route());
     }
     let options = Options::parse(request.uri().query())?;
-    let list = info.verb.is_collection();
-    let mut output = negotiate::negotiate(request.headers(), list)?;
+    let answer = match info.verb {
+        Verb::Watch => negotiate::Answer::Watch,
+        _ if info.verb.is_collection() => negotiate::Answer::List,
+        _ => negotiate::Answer::Object,
+    };
+    let mut output = negotiate::negotiate(request.headers(), answer)?;
     if output.shape == Shape::Table && !info.verb.is_read() {
         // Tables describe reads; writes answer with the object, as kube-apiserver does.
         output.shape = Shape::Object;

@@ -24,6 +24,8 @@ use tokio::time::Instant;
 pub struct Queue<K> {
     state: Mutex<State<K>>,
     notify: Notify,
+    /// `workqueue_depth` and `workqueue_adds_total`, when the queue is a controller's.
+    metrics: Option<crate::metrics::QueueMetrics>,
 }
 
 #[derive(Debug)]
@@ -57,6 +59,25 @@ impl<K: Clone + Eq + Hash + Ord> Queue<K> {
                 seq: 0,
             }),
             notify: Notify::new(),
+            metrics: None,
+        }
+    }
+
+    /// An empty queue that reports its depth and adds to `metrics`.
+    pub fn with_metrics(metrics: crate::metrics::QueueMetrics) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..Self::new()
+        }
+    }
+
+    /// Reports the waiting keys and, when `added`, one add.
+    fn observe(&self, s: &State<K>, added: bool) {
+        if let Some(m) = &self.metrics {
+            if added {
+                m.added();
+            }
+            m.depth(s.waiting.len());
         }
     }
 
@@ -78,7 +99,8 @@ impl<K: Clone + Eq + Hash + Ord> Queue<K> {
                 }
                 return;
             }
-            s.push(key, at);
+            let added = s.push(key, at);
+            self.observe(&s, added);
         }
         self.notify.notify_waiters();
     }
@@ -88,6 +110,7 @@ impl<K: Clone + Eq + Hash + Ord> Queue<K> {
         let mut s = self.state.lock();
         s.waiting.remove(key);
         s.parked.remove(key);
+        self.observe(&s, false);
     }
 
     /// Marks a key handed out by [`Queue::next`] as finished; a parked schedule becomes live.
@@ -96,7 +119,8 @@ impl<K: Clone + Eq + Hash + Ord> Queue<K> {
             let mut s = self.state.lock();
             s.running.remove(key);
             if let Some(at) = s.parked.remove(key) {
-                s.push(key.clone(), at);
+                let added = s.push(key.clone(), at);
+                self.observe(&s, added);
             }
         }
         self.notify.notify_waiters();
@@ -125,7 +149,10 @@ impl<K: Clone + Eq + Hash + Ord> Queue<K> {
             let wake_at = {
                 let mut s = self.state.lock();
                 match s.pop_due(Instant::now()) {
-                    Ok(key) => return key,
+                    Ok(key) => {
+                        self.observe(&s, false);
+                        return key;
+                    }
                     Err(next) => next,
                 }
             };
@@ -143,14 +170,17 @@ impl<K: Clone + Eq + Hash + Ord> Queue<K> {
 }
 
 impl<K: Clone + Eq + Hash + Ord> State<K> {
-    fn push(&mut self, key: K, at: Instant) {
+    /// Makes `key` wait until `at` (or keeps its earlier deadline); `true` when it was not
+    /// waiting before (an add, for `workqueue_adds_total`).
+    fn push(&mut self, key: K, at: Instant) -> bool {
         match self.waiting.get(&key) {
-            Some(existing) if *existing <= at => return,
+            Some(existing) if *existing <= at => return false,
             _ => {}
         }
-        self.waiting.insert(key.clone(), at);
+        let added = self.waiting.insert(key.clone(), at).is_none();
         self.seq += 1;
         self.heap.push(Reverse((at, self.seq, key)));
+        added
     }
 
     /// The first due key (marked running), or the deadline of the earliest waiting key.

@@ -108,7 +108,9 @@ impl<R: Reconcile> Controller<R> {
         Arc::new(Self {
             store,
             kind: Arc::new(kind),
-            queue: Queue::new(),
+            queue: Queue::with_metrics(crate::metrics::QueueMetrics::new(
+                &R::KIND.to_ascii_lowercase(),
+            )),
             backoffs: Mutex::new(HashMap::new()),
             backoff,
             concurrency: concurrency.max(1),
@@ -149,6 +151,13 @@ impl<R: Reconcile> Controller<R> {
             );
             let started = std::time::Instant::now();
             let action = self.reconcile_key(&key).instrument(span.clone()).await;
+            crate::metrics::reconciled(
+                R::KIND,
+                &key.namespace,
+                &key.name,
+                crate::metrics::reconcile_result(action),
+                started.elapsed(),
+            );
             let _entered = span.enter();
             tracing::debug!(
                 elapsed_ms = started.elapsed().as_millis() as u64,

@@ -28,6 +28,12 @@ use tower::ServiceExt;
 
 use crate::auth::PeerCertificate;
 
+/// Concurrent HTTP/2 streams per connection: 1,000, as k8s.io/apiserver's recommended options
+/// for aggregated servers set `HTTP2MaxStreamsPerConnection` (`pkg/server/options/
+/// recommended.go`: the aggregator multiplexes many watches into one connection); hyper's
+/// default is 200.
+const MAX_CONCURRENT_STREAMS: u32 = 1000;
+
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -108,7 +114,10 @@ async fn serve_connection(
             }
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
-    let builder = Builder::new(TokioExecutor::new());
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {

@@ -2,7 +2,9 @@
 //! format it sent in `Content-Type` (reference: aggregated-apiserver.md §3.1, §3.11, §3.12).
 //!
 //! Served: JSON and YAML objects and lists; `as=Table` (`meta.k8s.io` `v1` and `v1beta1`, JSON);
-//! `as=PartialObjectMetadata` / `PartialObjectMetadataList` (`meta.k8s.io/v1`, JSON). Protobuf is
+//! `as=PartialObjectMetadata` for one object and for each frame of a watch, and
+//! `as=PartialObjectMetadataList` for a list (`meta.k8s.io` `v1` and `v1beta1`, JSON), as
+//! client-go's metadata client asks for them (`client-go: metadata/metadata.go`). Protobuf is
 //! never served; an `Accept` offering nothing we serve gets 406.
 
 use http::HeaderMap;
@@ -41,6 +43,38 @@ pub enum Shape {
     PartialMetadata,
 }
 
+/// The version of `meta.k8s.io` a `Table` or `PartialObjectMetadata` answer is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum MetaVersion {
+    /// `meta.k8s.io/v1` (also the version of plain objects' answers, where it is unused).
+    #[default]
+    V1,
+    /// `meta.k8s.io/v1beta1`, still asked for by older clients.
+    V1beta1,
+}
+
+impl MetaVersion {
+    /// `meta.k8s.io/v1` or `meta.k8s.io/v1beta1`.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            MetaVersion::V1 => "meta.k8s.io/v1",
+            MetaVersion::V1beta1 => "meta.k8s.io/v1beta1",
+        }
+    }
+}
+
+/// What a request answers with, which decides the `PartialObjectMetadata` form it accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// One object (get, create, update, patch, delete): `as=PartialObjectMetadata`.
+    Object,
+    /// A list (list, deletecollection): `as=PartialObjectMetadataList`.
+    List,
+    /// A stream of watch events, each framing one object: `as=PartialObjectMetadata`, as
+    /// client-go's metadata `Watch` sends it.
+    Watch,
+}
+
 /// The negotiated output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Output {
@@ -48,9 +82,11 @@ pub struct Output {
     pub format: Format,
     /// Body shape.
     pub shape: Shape,
+    /// The `meta.k8s.io` version of a `Table` or `PartialObjectMetadata` shape.
+    pub meta_version: MetaVersion,
 }
 
-const ACCEPTED: &str = "application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io, application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io";
+const ACCEPTED: &str = "application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io, application/json;as=PartialObjectMetadata;v=v1;g=meta.k8s.io, application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io";
 
 /// One entry of an `Accept` header: type, subtype and parameters (lower-cased keys).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,12 +142,13 @@ pub fn parse_accept(value: &str) -> Vec<MediaRange> {
         .collect()
 }
 
-/// Chooses the output for a request on our resources. `list` selects the list form of
-/// `as=PartialObjectMetadataList`.
+/// Chooses the output for a request on our resources that answers with `answer`. Entries of
+/// `Accept` that cannot be served (protobuf, an `as=` kind of another answer, a foreign group
+/// or version) are skipped, so client-go's trailing `application/json` is the fallback.
 ///
 /// # Errors
 /// 406 NotAcceptable when nothing offered can be served.
-pub fn negotiate(headers: &HeaderMap, list: bool) -> Result<Output, ApiError> {
+pub fn negotiate(headers: &HeaderMap, answer: Answer) -> Result<Output, ApiError> {
     let Some(accept) = headers
         .get(http::header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -120,6 +157,7 @@ pub fn negotiate(headers: &HeaderMap, list: bool) -> Result<Output, ApiError> {
         return Ok(Output {
             format: Format::Json,
             shape: Shape::Object,
+            meta_version: MetaVersion::V1,
         });
     };
     for range in parse_accept(accept) {
@@ -128,31 +166,42 @@ pub fn negotiate(headers: &HeaderMap, list: bool) -> Result<Output, ApiError> {
             "application/yaml" => Format::Yaml,
             _ => continue,
         };
-        let shape = match range.param("as") {
-            None => Shape::Object,
-            Some(kind) => {
-                let group_ok = range.param("g") == Some("meta.k8s.io");
-                let version = range.param("v");
-                match kind {
-                    "Table" if group_ok && matches!(version, Some("v1" | "v1beta1")) => {
-                        Shape::Table
-                    }
-                    "PartialObjectMetadata" if group_ok && version == Some("v1") && !list => {
-                        Shape::PartialMetadata
-                    }
-                    "PartialObjectMetadataList" if group_ok && version == Some("v1") && list => {
-                        Shape::PartialMetadata
-                    }
-                    _ => continue,
-                }
-            }
+        let Some((shape, meta_version)) = shape_of(&range, answer) else {
+            continue;
         };
         if shape != Shape::Object && format != Format::Json {
             continue;
         }
-        return Ok(Output { format, shape });
+        return Ok(Output {
+            format,
+            shape,
+            meta_version,
+        });
     }
     Err(ApiError::not_acceptable(ACCEPTED))
+}
+
+/// The shape an `Accept` entry asks for, or `None` when it names an `as=` we do not serve for
+/// this answer.
+fn shape_of(range: &MediaRange, answer: Answer) -> Option<(Shape, MetaVersion)> {
+    let Some(kind) = range.param("as") else {
+        return Some((Shape::Object, MetaVersion::V1));
+    };
+    if range.param("g") != Some("meta.k8s.io") {
+        return None;
+    }
+    let version = match range.param("v") {
+        Some("v1") => MetaVersion::V1,
+        Some("v1beta1") => MetaVersion::V1beta1,
+        _ => return None,
+    };
+    let shape = match (kind, answer) {
+        ("Table", _) => Shape::Table,
+        ("PartialObjectMetadata", Answer::Object | Answer::Watch)
+        | ("PartialObjectMetadataList", Answer::List) => Shape::PartialMetadata,
+        _ => return None,
+    };
+    Some((shape, version))
 }
 
 /// The media type of `Content-Type` without parameters, lower-cased.
@@ -213,7 +262,7 @@ mod tests {
         let h = headers(
             "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json",
         );
-        assert_eq!(negotiate(&h, true).unwrap().shape, Shape::Table);
+        assert_eq!(negotiate(&h, Answer::List).unwrap().shape, Shape::Table);
     }
 
     #[test]
@@ -221,32 +270,85 @@ mod tests {
         let h = headers(
             "application/vnd.kubernetes.protobuf;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
         );
-        assert_eq!(negotiate(&h, true).unwrap().shape, Shape::PartialMetadata);
+        assert_eq!(
+            negotiate(&h, Answer::List).unwrap().shape,
+            Shape::PartialMetadata
+        );
         let h = headers("application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1");
-        assert_eq!(negotiate(&h, false).unwrap().shape, Shape::PartialMetadata);
+        assert_eq!(
+            negotiate(&h, Answer::Object).unwrap().shape,
+            Shape::PartialMetadata
+        );
+    }
+
+    #[test]
+    fn a_metadata_watch_gets_partial_metadata_frames_and_forms_of_other_answers_fall_back() {
+        let watch = headers(
+            "application/vnd.kubernetes.protobuf;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json",
+        );
+        assert_eq!(
+            negotiate(&watch, Answer::Watch).unwrap().shape,
+            Shape::PartialMetadata
+        );
+        // The list form never frames a watch; the single form never answers a list.
+        assert_eq!(
+            negotiate(&watch, Answer::List).unwrap().shape,
+            Shape::Object
+        );
+        let list_form = headers(
+            "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json",
+        );
+        assert_eq!(
+            negotiate(&list_form, Answer::Watch).unwrap().shape,
+            Shape::Object
+        );
+    }
+
+    #[test]
+    fn v1beta1_forms_keep_their_version() {
+        let h = headers("application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1beta1");
+        let output = negotiate(&h, Answer::List).unwrap();
+        assert_eq!(output.shape, Shape::PartialMetadata);
+        assert_eq!(output.meta_version.api_version(), "meta.k8s.io/v1beta1");
+        let h = headers("application/json;as=Table;g=meta.k8s.io;v=v1beta1");
+        assert_eq!(
+            negotiate(&h, Answer::List).unwrap().meta_version,
+            MetaVersion::V1beta1
+        );
+        assert!(
+            negotiate(
+                &headers("application/json;as=Table;g=meta.k8s.io;v=v2"),
+                Answer::List
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn protobuf_only_and_unknown_as_are_not_acceptable() {
-        let err = negotiate(&headers("application/vnd.kubernetes.protobuf"), false).unwrap_err();
+        let err = negotiate(
+            &headers("application/vnd.kubernetes.protobuf"),
+            Answer::Object,
+        )
+        .unwrap_err();
         assert_eq!(err.code, http::StatusCode::NOT_ACCEPTABLE);
-        assert!(negotiate(&headers("application/json;as=Foo;g=x;v=v1"), false).is_err());
+        assert!(negotiate(&headers("application/json;as=Foo;g=x;v=v1"), Answer::Object).is_err());
     }
 
     #[test]
     fn yaml_and_wildcards_and_no_accept() {
         assert_eq!(
-            negotiate(&headers("application/yaml"), false)
+            negotiate(&headers("application/yaml"), Answer::Object)
                 .unwrap()
                 .format,
             Format::Yaml
         );
         assert_eq!(
-            negotiate(&headers("*/*"), false).unwrap().format,
+            negotiate(&headers("*/*"), Answer::Object).unwrap().format,
             Format::Json
         );
         assert_eq!(
-            negotiate(&HeaderMap::new(), false).unwrap().shape,
+            negotiate(&HeaderMap::new(), Answer::Object).unwrap().shape,
             Shape::Object
         );
     }

@@ -3,9 +3,10 @@
 //!
 //! Middleware is composed here and only here, outermost first: a trace span per request →
 //! panic guard → request timeout ([`crate::http::timeout`]; not for watches or artifact
-//! downloads) → authentication → request info → authorisation ([`crate::http::filters`]) →
-//! handler. `/healthz`, `/livez` and `/readyz` sit behind the span, panic guard and timeout
-//! only: they need no credentials.
+//! downloads) → request metrics ([`crate::metrics::observe_request`]) → authentication →
+//! request info → authorisation ([`crate::http::filters`]) → handler. `/healthz`, `/livez` and
+//! `/readyz` sit behind the span, panic guard, timeout and metrics only: they need no
+//! credentials. `/metrics` is authorised as any non-resource path.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,7 +58,8 @@ pub fn router_with(state: AppState, config: RouterConfig) -> Router {
     let outer = ServiceBuilder::new()
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(CatchPanicLayer::custom(panic_status))
-        .layer(from_fn_with_state(config.request_timeout, timeout::limit));
+        .layer(from_fn_with_state(config.request_timeout, timeout::limit))
+        .layer(from_fn(crate::metrics::observe_request));
     let guarded = ServiceBuilder::new()
         .layer(from_fn_with_state(
             state.authenticator.clone(),
@@ -75,6 +77,7 @@ pub fn router_with(state: AppState, config: RouterConfig) -> Router {
         .with_state(state.clone());
     let admission = config.admission;
     let api = Router::new()
+        .route("/metrics", get(crate::metrics::serve))
         .fallback(
             move |State(state): State<AppState>,
                   user: UserInfo,

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use openapi::{ResourceInfo, Version};
 
 use crate::http::error::ApiError;
-use crate::http::negotiate::{Format, IncludeObject, Output, Shape};
+use crate::http::negotiate::{Format, IncludeObject, MetaVersion, Output, Shape};
 
 /// Everything needed to render one request's responses.
 #[derive(Debug, Clone)]
@@ -43,13 +43,13 @@ impl Renderer {
     pub fn object(&self, stored: Value, status: StatusCode) -> Result<Response, ApiError> {
         let body = match self.output.shape {
             Shape::Object => self.encode(stored)?,
-            Shape::PartialMetadata => partial(stored),
+            Shape::PartialMetadata => partial(stored, self.output.meta_version),
             Shape::Table => {
                 let rv = stored["metadata"]["resourceVersion"].clone();
                 let row = self.row(stored)?;
                 json!({
                     "kind": "Table",
-                    "apiVersion": "meta.k8s.io/v1",
+                    "apiVersion": self.output.meta_version.api_version(),
                     "metadata": {"resourceVersion": rv},
                     "columnDefinitions": self.columns(),
                     "rows": [row],
@@ -85,12 +85,19 @@ impl Renderer {
                     "items": items,
                 })
             }
-            Shape::PartialMetadata => json!({
-                "apiVersion": "meta.k8s.io/v1",
-                "kind": "PartialObjectMetadataList",
-                "metadata": metadata,
-                "items": page.items.into_iter().map(partial).collect::<Vec<_>>(),
-            }),
+            Shape::PartialMetadata => {
+                let meta_version = self.output.meta_version;
+                json!({
+                    "apiVersion": meta_version.api_version(),
+                    "kind": "PartialObjectMetadataList",
+                    "metadata": metadata,
+                    "items": page
+                        .items
+                        .into_iter()
+                        .map(|item| partial(item, meta_version))
+                        .collect::<Vec<_>>(),
+                })
+            }
             Shape::Table => {
                 let rows = page
                     .items
@@ -99,7 +106,7 @@ impl Renderer {
                     .collect::<Result<Vec<_>, _>>()?;
                 json!({
                     "kind": "Table",
-                    "apiVersion": "meta.k8s.io/v1",
+                    "apiVersion": self.output.meta_version.api_version(),
                     "metadata": metadata,
                     "columnDefinitions": self.columns(),
                     "rows": rows,
@@ -124,7 +131,7 @@ impl Renderer {
             openapi::table_row_cells(self.resource, self.version, &stored, jiff::Timestamp::now());
         let mut row = json!({"cells": cells});
         match self.include_object {
-            IncludeObject::Metadata => row["object"] = partial(stored),
+            IncludeObject::Metadata => row["object"] = partial(stored, self.output.meta_version),
             IncludeObject::Object => row["object"] = self.encode(stored)?,
             IncludeObject::None => {}
         }
@@ -236,21 +243,21 @@ impl Renderer {
                 }
             }
             Shape::PartialMetadata => {
-                out.extend_from_slice(
-                    b"{\"apiVersion\":\"meta.k8s.io/v1\",\"kind\":\"PartialObjectMetadataList\",\"metadata\":",
-                );
+                out.extend_from_slice(b"{\"apiVersion\":");
+                push(&mut out, &json!(self.output.meta_version.api_version()));
+                out.extend_from_slice(b",\"kind\":\"PartialObjectMetadataList\",\"metadata\":");
                 push(&mut out, &metadata);
                 out.extend_from_slice(b",\"items\":[");
                 for (i, item) in page.items.iter().enumerate() {
                     separate(&mut out, i);
                     let source: RowSource<'_> = serde_json::from_str(item).map_err(corrupt)?;
-                    write_partial(&mut out, source.metadata);
+                    write_partial(&mut out, source.metadata, self.output.meta_version);
                 }
             }
             Shape::Table => {
-                out.extend_from_slice(
-                    b"{\"kind\":\"Table\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
-                );
+                out.extend_from_slice(b"{\"kind\":\"Table\",\"apiVersion\":");
+                push(&mut out, &json!(self.output.meta_version.api_version()));
+                out.extend_from_slice(b",\"metadata\":");
                 push(&mut out, &metadata);
                 out.extend_from_slice(b",\"columnDefinitions\":");
                 push(&mut out, &self.columns());
@@ -295,7 +302,7 @@ impl Renderer {
         match self.include_object {
             IncludeObject::Metadata => {
                 out.extend_from_slice(b",\"object\":");
-                write_partial(out, source.metadata);
+                write_partial(out, source.metadata, self.output.meta_version);
             }
             IncludeObject::Object => {
                 out.extend_from_slice(b",\"object\":");
@@ -308,24 +315,26 @@ impl Renderer {
     }
 }
 
-/// `{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":<raw>}`.
-fn write_partial(out: &mut Vec<u8>, metadata: &serde_json::value::RawValue) {
-    out.extend_from_slice(
-        b"{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"meta.k8s.io/v1\",\"metadata\":",
-    );
+/// `{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/<v>","metadata":<raw>}`.
+fn write_partial(out: &mut Vec<u8>, metadata: &serde_json::value::RawValue, meta: MetaVersion) {
+    out.extend_from_slice(b"{\"kind\":\"PartialObjectMetadata\",\"apiVersion\":\"");
+    out.extend_from_slice(meta.api_version().as_bytes());
+    out.extend_from_slice(b"\",\"metadata\":");
     out.extend_from_slice(metadata.get().as_bytes());
     out.push(b'}');
 }
 
-/// `PartialObjectMetadata` of a stored object (its metadata is moved, not copied).
-pub fn partial(stored: Value) -> Value {
+/// `PartialObjectMetadata` of a stored object in `meta.k8s.io/<meta>` (its metadata is moved,
+/// not copied). A watch bookmark becomes one too, keeping its `resourceVersion` and the
+/// `k8s.io/initial-events-end` annotation, as kube-apiserver transforms bookmarks.
+pub fn partial(stored: Value, meta: MetaVersion) -> Value {
     let metadata = match stored {
         Value::Object(mut map) => map.remove("metadata"),
         _ => None,
     };
     json!({
         "kind": "PartialObjectMetadata",
-        "apiVersion": "meta.k8s.io/v1",
+        "apiVersion": meta.api_version(),
         "metadata": metadata.unwrap_or_else(|| json!({})),
     })
 }

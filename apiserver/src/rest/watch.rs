@@ -146,7 +146,7 @@ fn frame(renderer: &Renderer, event: storage::WatchEvent, first_table: &mut bool
             Ok(o) => o,
             Err(e) => return json!({"type": "ERROR", "object": e.to_status()}),
         },
-        Shape::PartialMetadata => partial(event.object),
+        Shape::PartialMetadata => partial(event.object, renderer.output.meta_version),
         Shape::Table => {
             let rv = event.object["metadata"]["resourceVersion"].clone();
             let rows = if bookmark {
@@ -159,7 +159,7 @@ fn frame(renderer: &Renderer, event: storage::WatchEvent, first_table: &mut bool
             };
             let mut table = json!({
                 "kind": "Table",
-                "apiVersion": "meta.k8s.io/v1",
+                "apiVersion": renderer.output.meta_version.api_version(),
                 "metadata": {"resourceVersion": rv},
                 "rows": rows,
             });
