@@ -14,6 +14,7 @@
 
 pub mod backoff;
 pub mod events;
+pub mod failure;
 pub mod ocirepository;
 pub mod queue;
 mod registry_access;
