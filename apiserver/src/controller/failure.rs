@@ -33,13 +33,10 @@ impl FailureKind {
             FailureKind::Fetch => types::FETCH_FAILED,
             FailureKind::Storage => types::STORAGE_OPERATION_FAILED,
             FailureKind::Verify => types::SOURCE_VERIFIED,
-            FailureKind::Build => BUILD_FAILED,
+            FailureKind::Build => types::BUILD_FAILED,
         }
     }
 }
-
-/// Flux's `BuildFailed` condition type (HelmChart; negative polarity).
-pub const BUILD_FAILED: &str = "BuildFailed";
 
 /// A failed step: condition kind, Flux reason and message, and the new revision when the
 /// reference was resolved before the failure.
