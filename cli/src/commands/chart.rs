@@ -80,12 +80,18 @@ pub(crate) async fn push(global: &GlobalArgs, args: PushChartArgs) -> anyhow::Re
 
 /// `pull chart oci://<host>/<path>/<name>:<version>`: verifies the signature with `--key`
 /// (before anything is downloaded), downloads the chart layer digest-checked into
+/// `url` with `+` in the version written `_` (Helm's tag spelling); names and digests have no
+/// `+`, so every `+` of the last path segment is in the version.
+fn helm_tag_url(url: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((base, last)) => format!("{base}/{}", helm::tag_of_version(last)),
+        None => url.to_owned(),
+    }
+}
+
 /// `<output>/<name>-<version>.tgz`, and checks that it is a chart.
 pub(crate) async fn pull(global: &GlobalArgs, args: PullChartArgs) -> anyhow::Result<ExitCode> {
-    let mut reference = connect::parse_url(&args.url)?;
-    if let Some(tag) = &reference.tag {
-        reference.tag = Some(helm::tag_of_version(tag));
-    }
+    let reference = connect::parse_url(&helm_tag_url(&args.url))?;
     let keys = args
         .key
         .iter()
