@@ -17,8 +17,8 @@ use crate::auth::{
 };
 use crate::config::Config;
 use crate::controller::{
-    ArtifactUrls, Controller, ExponentialBackoff, LogRecorder, OCIRepositoryReconciler,
-    ReconcilerConfig, SecretStore,
+    ArtifactUrls, Controller, ExponentialBackoff, HelmChartConfig, HelmChartReconciler,
+    HelmRepositoryReconciler, LogRecorder, OCIRepositoryReconciler, ReconcilerConfig, SecretStore,
 };
 use crate::http::router::{RouterConfig, router_with};
 use crate::http::state::AppState;
@@ -82,6 +82,8 @@ pub struct App {
     local_addr: SocketAddr,
     kubeconfig: PathBuf,
     controller: Arc<Controller<OCIRepositoryReconciler>>,
+    helm_charts: Arc<Controller<HelmChartReconciler>>,
+    helm_repositories: Arc<Controller<HelmRepositoryReconciler>>,
     artifact_listener: Option<(TcpListener, ArtifactStore)>,
 }
 
@@ -182,19 +184,43 @@ impl App {
                 ArtifactUrls::Subresource(format!("https://{addr}"))
             }
         };
+        let reconciler_config = ReconcilerConfig {
+            limits: config.artifact_limits,
+            retention_ttl: config.artifact_retention_ttl,
+            retention_records: config.artifact_retention_records,
+            urls,
+            scratch_dir: config.data_dir.join("tmp"),
+            interval_jitter: 0.05,
+        };
+        let secrets = Arc::new(SecretStore::new(config.secrets_dir.clone()));
+        let helm_charts = Controller::new(
+            store.clone(),
+            HelmChartReconciler::new(
+                store.clone(),
+                artifacts.clone(),
+                secrets.clone(),
+                Arc::new(LogRecorder),
+                HelmChartConfig {
+                    base: reconciler_config.clone(),
+                    max_chart_bytes: config.helm_chart_max_size,
+                    max_file_bytes: config.helm_chart_file_max_size,
+                },
+            ),
+            config.concurrent,
+            ExponentialBackoff::factory(),
+        );
+        let helm_repositories = Controller::new(
+            store.clone(),
+            HelmRepositoryReconciler::new(store.clone()),
+            1,
+            ExponentialBackoff::factory(),
+        );
         let reconciler = OCIRepositoryReconciler::new(
             store.clone(),
             artifacts.clone(),
-            Arc::new(SecretStore::new(config.secrets_dir.clone())),
+            secrets,
             Arc::new(LogRecorder),
-            ReconcilerConfig {
-                limits: config.artifact_limits,
-                retention_ttl: config.artifact_retention_ttl,
-                retention_records: config.artifact_retention_records,
-                urls,
-                scratch_dir: config.data_dir.join("tmp"),
-                interval_jitter: 0.05,
-            },
+            reconciler_config,
         );
         let controller = Controller::new(
             store.clone(),
@@ -223,6 +249,8 @@ impl App {
             local_addr,
             kubeconfig,
             controller,
+            helm_charts,
+            helm_repositories,
             artifact_listener,
         })
     }
@@ -241,6 +269,10 @@ impl App {
     pub async fn run(mut self) {
         let shutdown = self.state.shutdown.clone();
         self.controller.spawn(&self.tracker, shutdown.child_token());
+        self.helm_charts
+            .spawn(&self.tracker, shutdown.child_token());
+        self.helm_repositories
+            .spawn(&self.tracker, shutdown.child_token());
         if let Some((listener, store)) = self.artifact_listener.take() {
             self.tracker.spawn(crate::artifacts::artifact_server::serve(
                 listener,

@@ -112,6 +112,13 @@ pub struct ServeFlags {
     /// without it, the `artifact` subresource URL of this server.
     #[arg(long)]
     pub artifact_advertise_address: Option<String>,
+    /// Largest Helm chart archive a HelmChart pulls, in bytes (Flux's `--helm-chart-max-size`,
+    /// 10 MiB), refused before the download when the manifest says so, else while streaming.
+    #[arg(long, default_value_t = registry::helm::DEFAULT_MAX_CHART_BYTES)]
+    pub helm_chart_max_size: u64,
+    /// Largest file inside a Helm chart, in bytes (Flux's `--helm-chart-file-max-size`, 5 MiB).
+    #[arg(long, default_value_t = registry::helm::DEFAULT_MAX_CHART_FILE_BYTES)]
+    pub helm_chart_file_max_size: u64,
 }
 
 /// Validated configuration. Plain data: no sockets, no handles.
@@ -151,6 +158,10 @@ pub struct Config {
     pub artifact_listen: Option<SocketAddr>,
     /// `host:port` advertised in `status.artifact.url`; `None` advertises the subresource URL.
     pub artifact_advertise_address: Option<String>,
+    /// Largest Helm chart archive, in bytes (default 10 MiB).
+    pub helm_chart_max_size: u64,
+    /// Largest file inside a Helm chart, in bytes (default 5 MiB).
+    pub helm_chart_file_max_size: u64,
 }
 
 /// A flag combination that cannot work.
@@ -247,6 +258,8 @@ impl ServeFlags {
             artifact_retention_records: self.artifact_retention_records,
             artifact_listen: self.artifact_listen,
             artifact_advertise_address: self.artifact_advertise_address,
+            helm_chart_max_size: self.helm_chart_max_size,
+            helm_chart_file_max_size: self.helm_chart_file_max_size,
         })
     }
 }

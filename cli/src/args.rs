@@ -96,6 +96,8 @@ pub(crate) enum Command {
 pub(crate) enum PushNoun {
     /// Push the contents of a directory or file as a Flux OCI artifact.
     Artifact(PushArgs),
+    /// Package a Helm chart directory (or take a .tgz) and push it in Helm's OCI format.
+    Chart(PushChartArgs),
 }
 
 /// `pull artifact`.
@@ -103,6 +105,8 @@ pub(crate) enum PushNoun {
 pub(crate) enum PullNoun {
     /// Pull an artifact and extract its content into a directory.
     Artifact(PullArgs),
+    /// Pull a Helm chart from an OCI registry into <name>-<version>.tgz.
+    Chart(PullChartArgs),
 }
 
 /// `tag artifact`.
@@ -202,6 +206,37 @@ pub(crate) struct PullArgs {
     /// Refuse artifacts with more entries than this.
     #[arg(long, default_value_t = registry::extract::DEFAULT_MAX_FILES, value_name = "COUNT")]
     pub(crate) max_files: u64,
+}
+
+/// `sourcectl push chart <chart dir | .tgz> oci://<host>/<path>`
+#[derive(Debug, Args)]
+pub(crate) struct PushChartArgs {
+    /// The chart: a directory with Chart.yaml (packaged as `helm package` does) or a .tgz.
+    pub(crate) chart: PathBuf,
+    /// Destination repository, `oci://<host>/<path>`; the chart is pushed to
+    /// `<path>/<name>:<version>` (`+` in the version written `_`).
+    pub(crate) url: String,
+    /// Leave out the created annotation, for reproducible digests.
+    #[arg(long)]
+    pub(crate) reproducible: bool,
+    /// Sign the pushed chart (by digest) with this cosign private key (`cosign.key`; password
+    /// from COSIGN_PASSWORD or a terminal prompt).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) sign_key: Option<PathBuf>,
+}
+
+/// `sourcectl pull chart oci://<host>/<path>/<name>:<version>`
+#[derive(Debug, Args)]
+pub(crate) struct PullChartArgs {
+    /// The chart, `oci://<host>/<path>/<name>:<version>` (or `@<digest>`).
+    pub(crate) url: String,
+    /// Directory the chart archive is written into.
+    #[arg(long, short = 'o', value_name = "DIR", default_value = ".")]
+    pub(crate) output: PathBuf,
+    /// Verify the chart's cosign signature with this public key first (repeatable; any one
+    /// valid signature passes).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) key: Vec<PathBuf>,
 }
 
 /// `sourcectl tag artifact oci://...:<tag> --tag <new>...`

@@ -1,6 +1,7 @@
 //! One thin module per command: validate flags, call `registry::artifact`, render.
 
 pub(crate) mod build;
+pub(crate) mod chart;
 pub(crate) mod diff;
 pub(crate) mod keypair;
 pub(crate) mod list;

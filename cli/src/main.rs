@@ -73,6 +73,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             None => commands::push::run(&global, a).await,
         },
         Command::Pull(PullNoun::Artifact(a)) => commands::pull::run(&global, a).await,
+        Command::Push(PushNoun::Chart(a)) => commands::chart::push(&global, a).await,
+        Command::Pull(PullNoun::Chart(a)) => commands::chart::pull(&global, a).await,
         Command::Tag(TagNoun::Artifact(a)) => commands::tag::run(&global, a).await,
         Command::List(ListNoun::Artifacts(a)) => commands::list::run(&global, a).await,
         Command::Diff(DiffNoun::Artifact(a)) => commands::diff::run(&global, a).await,

@@ -141,7 +141,7 @@ pub fn parse_loose_version(text: &str) -> Option<semver::Version> {
     if let Some(pre) = caps.get(5) {
         v.pre = semver::Prerelease::new(pre.as_str()).ok()?;
     }
-    if let Some(build) = caps.get(9) {
+    if let Some(build) = caps.get(8) {
         v.build = semver::BuildMetadata::new(build.as_str()).ok()?;
     }
     Some(v)

@@ -376,6 +376,12 @@ fn invalid_objects_report_exactly_their_fields() {
         ),
         (
             r,
+            "type oci with an https url",
+            json!({"spec": {"url": "https://charts.example.com"}}),
+            &["spec.url"],
+        ),
+        (
+            r,
             "type unknown",
             json!({"spec": {"type": "git"}}),
             &["spec.type"],

@@ -12,6 +12,7 @@ pub mod digest;
 pub use digest::Digest;
 pub mod extract;
 pub use extract::Limits;
+pub mod helm;
 pub mod sourceignore;
 pub use sourceignore::Matcher;
 pub mod manifest;

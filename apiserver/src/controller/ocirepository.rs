@@ -24,7 +24,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use openapi::conditions::{self, types};
 use openapi::meta::{RECONCILE_REQUEST_ANNOTATION, SOURCE_FINALIZER};
 use openapi::v1::OCIRepository;
@@ -32,6 +31,7 @@ use serde_json::Value;
 use storage::{ArtifactStore, ObjectStore, ResourceKey, UpdatePart, WriteOptions};
 
 use super::events::{EventRecorder, EventType, ObjectRef};
+use super::failure::{blocking, now};
 use super::registry_access::ClientCache;
 use super::runtime::{Action, Reconcile};
 use super::secrets::SecretStore;
@@ -96,24 +96,6 @@ pub struct OCIRepositoryReconciler {
     events: Arc<dyn EventRecorder>,
     config: ReconcilerConfig,
     clients: Arc<ClientCache>,
-}
-
-/// Now, to the second (Kubernetes times have no fraction).
-fn now() -> Time {
-    Time(jiff::Timestamp::from_second(jiff::Timestamp::now().as_second()).expect("valid time"))
-}
-
-/// Runs blocking work (Secret files, artifact files) on the blocking pool with the span.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        let _entered = span.enter();
-        f()
-    })
-    .await
-    .map_err(|e| Error::Task {
-        message: e.to_string(),
-    })
 }
 
 fn object_ref(obj: &OCIRepository) -> ObjectRef {
@@ -279,7 +261,7 @@ impl OCIRepositoryReconciler {
             format!("processing object: new generation {observed} -> {generation}");
         let ready = conditions::get(&progress.status.conditions, types::READY);
         if ready.is_some_and(|r| r.observed_generation != Some(generation)) {
-            outcome::mark_progressing(&mut progress, generation);
+            super::failure::mark_progressing(&mut progress, generation);
             self.write_status(obj, &mut progress).await?;
         }
         Ok(progress)

@@ -41,6 +41,9 @@ pub(crate) struct RegistryAccess {
     pub proxy_secret_ref: Option<String>,
     /// `spec.insecure`: the registry is spoken to over plain HTTP.
     pub insecure: bool,
+    /// Whether `secret_ref` may instead hold `username` and `password` (HelmRepository's basic
+    /// auth); otherwise it must be a `kubernetes.io/dockerconfigjson` Secret.
+    pub basic_auth: bool,
 }
 
 impl RegistryAccess {
@@ -58,6 +61,7 @@ impl RegistryAccess {
             cert_secret_ref: name(&obj.spec.cert_secret_ref),
             proxy_secret_ref: name(&obj.spec.proxy_secret_ref),
             insecure: obj.spec.is_insecure(),
+            basic_auth: false,
         }
     }
 }
@@ -75,6 +79,7 @@ const MAX_CACHED_CLIENTS: usize = 4096;
 /// What the object's Secrets resolved to.
 struct Access {
     docker_config: Option<Vec<u8>>,
+    basic: Option<(String, String)>,
     ca: Option<Vec<u8>>,
     identity: Option<(Vec<u8>, Vec<u8>)>,
     proxy: Option<(String, Option<String>, Option<String>)>,
@@ -96,6 +101,7 @@ fn access(secrets: &SecretStore, spec: &RegistryAccess) -> Result<Access, Access
     let auth = |message: String| AccessError { message };
     let mut out = Access {
         docker_config: None,
+        basic: None,
         ca: None,
         identity: None,
         proxy: None,
@@ -103,13 +109,31 @@ fn access(secrets: &SecretStore, spec: &RegistryAccess) -> Result<Access, Access
     if let Some(name) = &spec.secret_ref {
         let s = load_secret(secrets, ns, name)
             .map_err(|m| auth(format!("failed to get credential: {m}")))?;
-        let json = s.data.get(".dockerconfigjson").cloned().ok_or_else(|| {
-            auth(format!(
-                "failed to get credential: secret '{ns}/{}' has no '.dockerconfigjson' key (type kubernetes.io/dockerconfigjson expected)",
-                name
-            ))
-        })?;
-        out.docker_config = Some(json);
+        let text = |k: &str| {
+            s.data
+                .get(k)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        match (
+            s.data.get(".dockerconfigjson"),
+            text("username"),
+            text("password"),
+        ) {
+            (Some(json), _, _) => out.docker_config = Some(json.clone()),
+            (None, Some(user), Some(password)) if spec.basic_auth => {
+                out.basic = Some((user, password));
+            }
+            _ if spec.basic_auth => {
+                return Err(auth(format!(
+                    "failed to get credential: secret '{ns}/{name}' has neither '.dockerconfigjson' nor both 'username' and 'password'"
+                )));
+            }
+            _ => {
+                return Err(auth(format!(
+                    "failed to get credential: secret '{ns}/{name}' has no '.dockerconfigjson' key (type kubernetes.io/dockerconfigjson expected)"
+                )));
+            }
+        }
     }
     if let Some(name) = &spec.cert_secret_ref {
         let s = load_secret(secrets, ns, name)
@@ -186,6 +210,9 @@ fn fingerprint(access: &Access, insecure: bool, timeout: Duration) -> String {
     feed("insecure", Some(&[u8::from(insecure)]));
     feed("timeout", Some(&timeout.as_millis().to_le_bytes()));
     feed("docker", access.docker_config.as_deref());
+    let basic = access.basic.as_ref();
+    feed("user", basic.map(|b| b.0.as_bytes()));
+    feed("pass", basic.map(|b| b.1.as_bytes()));
     feed("ca", access.ca.as_deref());
     feed("cert", access.identity.as_ref().map(|i| i.0.as_slice()));
     feed("key", access.identity.as_ref().map(|i| i.1.as_slice()));
@@ -222,7 +249,13 @@ impl ClientCache {
                 DockerConfig::from_json(json)
                     .map_err(|e| auth(format!("failed to get credential: {}", chain(&e))))?,
             ),
-            None => Credentials::Anonymous,
+            None => match &access.basic {
+                Some((username, password)) => Credentials::Basic {
+                    username: username.clone(),
+                    password: password.clone(),
+                },
+                None => Credentials::Anonymous,
+            },
         };
         let config = ClientConfig {
             timeout,
@@ -397,5 +430,22 @@ mod tests {
             access.proxy.map(|p| p.0).as_deref(),
             Some("http://proxy.example:3128")
         );
+    }
+
+    #[test]
+    fn username_and_password_are_basic_credentials_only_where_the_kind_allows_them() {
+        let (_dir, secrets) = secrets_with(&[("username", "u"), ("password", "p")]);
+        let mut spec = RegistryAccess {
+            namespace: "default".into(),
+            secret_ref: Some("creds".into()),
+            ..RegistryAccess::default()
+        };
+        let refused = access(&secrets, &spec)
+            .err()
+            .expect("dockerconfigjson expected");
+        assert!(refused.message.contains("has no '.dockerconfigjson' key"));
+        spec.basic_auth = true;
+        let access = access(&secrets, &spec).unwrap_or_else(|f| panic!("{f}"));
+        assert_eq!(access.basic, Some(("u".to_owned(), "p".to_owned())));
     }
 }

@@ -95,6 +95,16 @@ fn flux_versions_need_three_parts() {
 }
 
 #[test]
+fn build_metadata_with_dots_is_kept() {
+    let v = parse_flux_version("6.6.0+build.7").expect("dotted build metadata parses");
+    assert_eq!(v.build.as_str(), "build.7");
+    assert_eq!(
+        parse_flux_version("1.0.0-rc.1+b1").unwrap().build.as_str(),
+        "b1"
+    );
+}
+
+#[test]
 fn latest_matching_follows_flux() {
     let tags = [
         "latest",

@@ -364,6 +364,13 @@ pub(crate) fn helm_repository(obj: &v1::HelmRepository, causes: &mut Vec<Cause>)
     } else {
         let p = r"^(http|https|oci)://.*$";
         pattern("spec.url", &s.url, &re(p), p, causes);
+        if s.is_oci() && !s.url.starts_with("oci://") {
+            causes.push(Cause::invalid(
+                "spec.url",
+                &s.url,
+                "must be an oci:// URL when spec.type is 'oci'",
+            ));
+        }
     }
     secret_ref("spec.secretRef", s.secret_ref.as_ref(), causes);
     secret_ref("spec.certSecretRef", s.cert_secret_ref.as_ref(), causes);

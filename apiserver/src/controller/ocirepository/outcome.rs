@@ -10,6 +10,7 @@ use openapi::v1::{OCIRepository, OCIRepositoryStatus};
 
 use super::super::backoff::jittered;
 use super::super::events::EventType;
+use super::super::failure::mark_failed;
 use super::super::runtime::{Action, chain};
 use super::source::Source;
 use super::spec::Spec;
@@ -23,21 +24,6 @@ const CLEARED_ON_SUCCESS: [&str; 5] = [
     types::RECONCILING,
     types::STALLED,
 ];
-
-/// `Reconciling=True` and `Ready=Unknown` (`Progressing`) with the progressing message.
-pub(super) fn mark_progressing(progress: &mut Progress, generation: i64) {
-    let (g, ts, c) = (Some(generation), now(), &mut progress.status.conditions);
-    let message = &progress.reconciling;
-    conditions::mark_true(
-        c,
-        types::RECONCILING,
-        reasons::PROGRESSING,
-        message,
-        g,
-        ts.clone(),
-    );
-    conditions::mark_unknown(c, types::READY, reasons::PROGRESSING, message, g, ts);
-}
 
 /// `ArtifactInStorage` and `Ready` True with `message`, the failure conditions cleared.
 fn mark_ready(status: &mut OCIRepositoryStatus, message: &str, generation: i64) {
@@ -55,53 +41,6 @@ fn mark_ready(status: &mut OCIRepositoryStatus, message: &str, generation: i64) 
     );
     conditions::mark_true(c, types::READY, reasons::SUCCEEDED, message, g, ts);
     status.observed_generation = Some(generation);
-}
-
-/// The failing step's condition, then `Reconciling` (`ProgressingWithRetry`) and
-/// `Ready=False`, as Flux; a stalled failure sets `Stalled` instead of retrying.
-fn mark_failed(progress: &mut Progress, failure: &StepFailure, url: &str, generation: i64) {
-    let (g, ts) = (Some(generation), now());
-    let status = &mut progress.status;
-    if let Some(rev) = &failure.new_revision {
-        if status.artifact.is_some() {
-            let message = format!("new revision '{rev}' for '{url}'");
-            let c = &mut status.conditions;
-            conditions::mark_true(
-                c,
-                types::ARTIFACT_OUTDATED,
-                reasons::NEW_REVISION,
-                &message,
-                g,
-                ts.clone(),
-            );
-        }
-        progress.reconciling = format!("building artifact: new revision '{rev}' for '{url}'");
-    }
-    let (c, reason, message) = (&mut status.conditions, failure.reason, &failure.message);
-    match failure.kind {
-        FailureKind::Stalled => {
-            conditions::delete(c, types::RECONCILING);
-            conditions::delete(c, types::FETCH_FAILED);
-            conditions::mark_true(c, types::STALLED, reason, message, g, ts.clone());
-            status.observed_generation = Some(generation);
-        }
-        FailureKind::Verify => {
-            conditions::mark_false(c, types::SOURCE_VERIFIED, reason, message, g, ts.clone());
-        }
-        kind @ (FailureKind::Fetch | FailureKind::Storage) => {
-            if kind == FailureKind::Fetch {
-                conditions::delete(c, types::STORAGE_OPERATION_FAILED);
-            }
-            conditions::delete(c, types::STALLED);
-            conditions::mark_true(c, kind.condition_type(), reason, message, g, ts.clone());
-        }
-    }
-    if failure.kind != FailureKind::Stalled {
-        let retrying = &progress.reconciling;
-        let r = reasons::PROGRESSING_WITH_RETRY;
-        conditions::mark_true(c, types::RECONCILING, r, retrying, g, ts.clone());
-    }
-    conditions::mark_false(c, types::READY, reason, message, g, ts);
 }
 
 impl OCIRepositoryReconciler {
