@@ -459,6 +459,10 @@ mod tests {
             "--creds",
             "u:p",
             "--insecure-registry",
+            "--resolve-symlinks",
+            "--debug",
+            "--provider",
+            "aws",
         ])
         .unwrap();
         let Command::Push(PushNoun::Artifact(args)) = cli.command else {
@@ -470,7 +474,24 @@ mod tests {
             Some(vec!["a".to_owned(), "b".to_owned()])
         );
         assert_eq!(args.output, Some(OutputFormat::Json));
+        assert!(args.resolve_symlinks && args.debug);
+        assert_eq!(args.provider.provider, Provider::Aws);
         assert!(cli.global.insecure_registry);
         assert_eq!(cli.global.creds.as_deref(), Some("u:p"));
+    }
+
+    #[test]
+    fn list_takes_an_output_format_and_the_provider_defaults_to_generic() {
+        let cli =
+            Cli::try_parse_from(["sourcectl", "list", "artifacts", "oci://h/r", "-o", "yaml"])
+                .unwrap();
+        let Command::List(ListNoun::Artifacts(args)) = cli.command else {
+            panic!("list")
+        };
+        assert_eq!(args.output, Some(OutputFormat::Yaml));
+        assert_eq!(args.provider.provider, Provider::Generic);
+        assert!(
+            Cli::try_parse_from(["sourcectl", "pull", "artifact", "oci://h/r", "-o", "d"]).is_ok()
+        );
     }
 }
