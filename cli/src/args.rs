@@ -137,13 +137,37 @@ pub(crate) enum BuildNoun {
     Artifact(BuildArgs),
 }
 
-/// Format of `push artifact`'s machine output.
+/// Format of the machine output on stdout (`push artifact -o`, `list artifacts -o`). Variant
+/// notes are plain comments so that `--help` stays in its compact form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum OutputFormat {
-    /// `{"url","repository","tag","digest"}`, indented.
+    // JSON indented by two spaces, keys in Flux's order.
     Json,
-    /// The same keys as YAML.
+    // The same keys as YAML, sorted (as Flux's `sigs.k8s.io/yaml`).
     Yaml,
+}
+
+/// `--provider`: where registry credentials come from (Flux's `SourceOCIProvider`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Provider {
+    // `--creds`, the Docker config or anonymous access.
+    Generic,
+    // Amazon ECR (not implemented yet: refused with a message).
+    Aws,
+    // Azure Container Registry (not implemented yet: refused with a message).
+    Azure,
+    // Google Artifact Registry (not implemented yet: refused with a message).
+    Gcp,
+}
+
+/// `--provider`, shared by the artifact commands that talk to a registry.
+#[derive(Debug, Args)]
+pub(crate) struct ProviderArgs {
+    /// The OCI provider name. Only `generic` (--creds, the Docker config, else anonymous) is
+    /// implemented; `aws`, `azure` and `gcp` are refused with a message until their
+    /// authentication exists (use a Docker credential helper instead).
+    #[arg(long, value_enum, default_value_t = Provider::Generic)]
+    pub(crate) provider: Provider,
 }
 
 /// Ignore rules shared by push, diff and build.
@@ -164,7 +188,8 @@ pub(crate) struct IgnoreArgs {
 pub(crate) struct PushArgs {
     /// Destination, `oci://<host>/<repository>[:<tag>]` (tag defaults to `latest`).
     pub(crate) url: String,
-    /// Directory or single file to package.
+    /// Directory or single file to package; `-` reads the manifests from stdin into the
+    /// artifact's one file `main.yaml` (trailing newlines trimmed).
     #[arg(long, short = 'f', value_name = "PATH")]
     pub(crate) path: PathBuf,
     /// The source address, e.g. the Git URL (annotation org.opencontainers.image.source).
@@ -183,9 +208,19 @@ pub(crate) struct PushArgs {
     /// '1970-01-01T00:00:00Z'.
     #[arg(long)]
     pub(crate) reproducible: bool,
-    /// Print the pushed reference and digest to stdout in this format.
+    /// Print `{url, repository, tag, digest}` of the pushed artifact to stdout as indented JSON
+    /// or as YAML (sorted keys) instead of the success line.
     #[arg(long, short = 'o', value_enum)]
     pub(crate) output: Option<OutputFormat>,
+    /// Resolve symlinks by copying their targets into the artifact (without it symlinks are
+    /// left out).
+    #[arg(long)]
+    pub(crate) resolve_symlinks: bool,
+    /// Display logs from the registry client (requests, retries) on stderr.
+    #[arg(long)]
+    pub(crate) debug: bool,
+    #[command(flatten)]
+    pub(crate) provider: ProviderArgs,
     /// Sign the pushed artifact (by digest) with this cosign private key (`cosign.key`; password
     /// from COSIGN_PASSWORD or a terminal prompt).
     #[arg(long, value_name = "FILE")]
@@ -197,7 +232,8 @@ pub(crate) struct PushArgs {
 pub(crate) struct PullArgs {
     /// Source, `oci://<host>/<repository>[:<tag>|@<digest>]`.
     pub(crate) url: String,
-    /// Existing directory the artifact content is extracted into.
+    /// Directory the artifact content is extracted into; created (with its parents) when it
+    /// is missing. Entries are confined to it.
     #[arg(long, short = 'o', value_name = "DIR")]
     pub(crate) output: PathBuf,
     /// Refuse artifacts whose extracted content exceeds this many bytes.
@@ -206,6 +242,8 @@ pub(crate) struct PullArgs {
     /// Refuse artifacts with more entries than this.
     #[arg(long, default_value_t = registry::extract::DEFAULT_MAX_FILES, value_name = "COUNT")]
     pub(crate) max_files: u64,
+    #[command(flatten)]
+    pub(crate) provider: ProviderArgs,
 }
 
 /// `sourcectl push chart <chart dir | .tgz> oci://<host>/<path>`
@@ -247,6 +285,8 @@ pub(crate) struct TagArgs {
     /// New tag (repeatable or comma-separated).
     #[arg(long, required = true, value_delimiter = ',')]
     pub(crate) tag: Vec<String>,
+    #[command(flatten)]
+    pub(crate) provider: ProviderArgs,
 }
 
 /// `sourcectl list artifacts oci://<host>/<repo>`
@@ -260,6 +300,12 @@ pub(crate) struct ListArgs {
     /// Keep tags matching this regular expression (unanchored).
     #[arg(long, value_name = "REGEX")]
     pub(crate) filter_regex: Option<String>,
+    /// Print the artifacts to stdout as indented JSON or as YAML (sorted keys) instead of the
+    /// table: a list of Flux's `{source_url, source_revision, digest, url}`.
+    #[arg(long, short = 'o', value_enum)]
+    pub(crate) output: Option<OutputFormat>,
+    #[command(flatten)]
+    pub(crate) provider: ProviderArgs,
 }
 
 /// `sourcectl diff artifact oci://... --path <dir>`
@@ -272,12 +318,15 @@ pub(crate) struct DiffArgs {
     pub(crate) path: PathBuf,
     #[command(flatten)]
     pub(crate) ignore: IgnoreArgs,
+    #[command(flatten)]
+    pub(crate) provider: ProviderArgs,
 }
 
 /// `sourcectl build artifact --path <dir> --output <file>`
 #[derive(Debug, Args)]
 pub(crate) struct BuildArgs {
-    /// Directory or single file to package.
+    /// Directory or single file to package; `-` reads the manifests from stdin into the
+    /// artifact's one file `main.yaml` (trailing newlines trimmed).
     #[arg(long, short = 'p', value_name = "PATH")]
     pub(crate) path: PathBuf,
     /// File the tarball is written to.
@@ -285,6 +334,10 @@ pub(crate) struct BuildArgs {
     pub(crate) output: PathBuf,
     #[command(flatten)]
     pub(crate) ignore: IgnoreArgs,
+    /// Resolve symlinks by copying their targets into the artifact (without it symlinks are
+    /// left out).
+    #[arg(long)]
+    pub(crate) resolve_symlinks: bool,
 }
 
 /// `generate key-pair`.
@@ -441,6 +494,10 @@ mod tests {
             "--creds",
             "u:p",
             "--insecure-registry",
+            "--resolve-symlinks",
+            "--debug",
+            "--provider",
+            "aws",
         ])
         .unwrap();
         let Command::Push(PushNoun::Artifact(args)) = cli.command else {
@@ -452,7 +509,24 @@ mod tests {
             Some(vec!["a".to_owned(), "b".to_owned()])
         );
         assert_eq!(args.output, Some(OutputFormat::Json));
+        assert!(args.resolve_symlinks && args.debug);
+        assert_eq!(args.provider.provider, Provider::Aws);
         assert!(cli.global.insecure_registry);
         assert_eq!(cli.global.creds.as_deref(), Some("u:p"));
+    }
+
+    #[test]
+    fn list_takes_an_output_format_and_the_provider_defaults_to_generic() {
+        let cli =
+            Cli::try_parse_from(["sourcectl", "list", "artifacts", "oci://h/r", "-o", "yaml"])
+                .unwrap();
+        let Command::List(ListNoun::Artifacts(args)) = cli.command else {
+            panic!("list")
+        };
+        assert_eq!(args.output, Some(OutputFormat::Yaml));
+        assert_eq!(args.provider.provider, Provider::Generic);
+        assert!(
+            Cli::try_parse_from(["sourcectl", "pull", "artifact", "oci://h/r", "-o", "d"]).is_ok()
+        );
     }
 }

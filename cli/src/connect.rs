@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use registry::client::{ClientConfig, ClientIdentity, Credentials, DockerConfig};
 use registry::{Client, Reference};
 
-use crate::args::GlobalArgs;
+use crate::args::{GlobalArgs, Provider, ProviderArgs};
 use crate::status;
 
 /// Parses an artifact URL; it must start with `oci://`.
@@ -21,6 +21,34 @@ pub(crate) fn parse_url(url: &str) -> anyhow::Result<Reference> {
 /// `<registry>/<repository>` (no tag or digest), as Flux prints it.
 pub(crate) fn repository(reference: &Reference) -> String {
     format!("{}/{}", reference.registry, reference.repository)
+}
+
+/// Logs in with `--provider` as Flux does for a non-generic provider. Only `generic` is
+/// implemented: the cloud providers print Flux's `► logging in to registry with provider
+/// credentials` and fail with a message saying what to use instead, before any request.
+///
+/// # Errors
+/// Always for `aws`, `azure` and `gcp`.
+pub(crate) fn login_with_provider(
+    args: &ProviderArgs,
+    reference: &Reference,
+) -> anyhow::Result<()> {
+    let helper = match args.provider {
+        Provider::Generic => return Ok(()),
+        Provider::Aws => "docker-credential-ecr-login",
+        Provider::Azure => "docker-credential-acr-env",
+        Provider::Gcp => "docker-credential-gcr",
+    };
+    let name = clap::ValueEnum::to_possible_value(&args.provider)
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default();
+    status::action("logging in to registry with provider credentials");
+    bail!(
+        "error during login with provider: could not login to provider {name} with url {}: \
+         cloud provider authentication is not implemented in sourcectl yet; use --creds, or \
+         --provider generic with a Docker credential helper such as {helper}",
+        repository(reference)
+    )
 }
 
 /// Builds the client for the global flags.

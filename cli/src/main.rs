@@ -10,6 +10,7 @@ use clap::Parser;
 mod args;
 mod commands;
 mod connect;
+mod stage;
 mod status;
 
 use args::{Cli, Command};
@@ -31,7 +32,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_tracing(cli.global.verbose);
+    // `push artifact --debug` is Flux's name for showing the registry library's logs.
+    let push_debug = matches!(&cli.command, Command::Push(args::PushNoun::Artifact(a)) if a.debug);
+    init_tracing(cli.global.verbose || push_debug);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

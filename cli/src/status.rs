@@ -2,7 +2,7 @@
 //! transfer progress bar, drawn only when stderr is a terminal.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -23,21 +23,33 @@ pub(crate) fn failure(message: &str) {
     eprintln!("✗ {message}");
 }
 
-/// How long a transfer runs before its indicator appears.
-const SHOW_AFTER: Duration = Duration::from_millis(500);
+/// Bytes a transfer must reach before its indicator appears (4 MiB): smaller transfers
+/// finish too fast for a bar to say anything.
+pub(crate) const SHOW_FROM_BYTES: u64 = 4 * 1024 * 1024;
 
-/// A transfer progress indicator: a spinner with bytes and rate on a terminal, nothing
-/// otherwise. It only appears after the transfer has run for a moment.
+/// Whether the indicator is drawn after `done` bytes: only on a terminal, and only from
+/// [`SHOW_FROM_BYTES`] on.
+pub(crate) fn shows_progress(stderr_is_terminal: bool, done: u64) -> bool {
+    stderr_is_terminal && done >= SHOW_FROM_BYTES
+}
+
+/// A transfer progress indicator: a spinner with bytes and rate on stderr when it is a
+/// terminal and the transfer has passed [`SHOW_FROM_BYTES`]; nothing otherwise (pipes, files,
+/// CI logs stay clean).
 #[derive(Debug)]
 pub(crate) struct Transfer {
     bar: Option<ProgressBar>,
 }
 
 impl Transfer {
-    /// Starts an indicator labelled `label` (`pushing`, `pulling`); it stays hidden for the
-    /// first [`SHOW_AFTER`] so quick transfers print nothing.
+    /// Starts an indicator labelled `label` (`pushing`, `pulling`), hidden until the transfer
+    /// passes [`SHOW_FROM_BYTES`].
     pub(crate) fn start(label: &'static str) -> Self {
-        if !std::io::stderr().is_terminal() {
+        Self::new(label, std::io::stderr().is_terminal())
+    }
+
+    fn new(label: &'static str, stderr_is_terminal: bool) -> Self {
+        if !stderr_is_terminal {
             return Transfer { bar: None };
         }
         let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
@@ -46,21 +58,23 @@ impl Transfer {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.set_message(label);
-        let shown = bar.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(SHOW_AFTER);
-            if !shown.is_finished() {
-                shown.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
-                shown.enable_steady_tick(Duration::from_millis(200));
-            }
-        });
         Transfer { bar: Some(bar) }
     }
 
-    /// The callback to hand to the library (bytes done so far), if a bar is shown.
+    /// The callback to hand to the library (bytes done so far); `None` when stderr is not a
+    /// terminal, so nothing is ever drawn.
     pub(crate) fn callback(&self) -> Option<ProgressFn> {
         let bar = self.bar.clone()?;
-        Some(Arc::new(move |done| bar.set_position(done)))
+        let shown = Arc::new(Once::new());
+        Some(Arc::new(move |done| {
+            if shows_progress(true, done) {
+                shown.call_once(|| {
+                    bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+                    bar.enable_steady_tick(Duration::from_millis(200));
+                });
+            }
+            bar.set_position(done);
+        }))
     }
 
     /// Removes the indicator.
@@ -68,5 +82,32 @@ impl Transfer {
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_shows_only_on_a_terminal_from_the_threshold() {
+        assert!(!shows_progress(true, 0));
+        assert!(!shows_progress(true, SHOW_FROM_BYTES - 1));
+        assert!(shows_progress(true, SHOW_FROM_BYTES));
+        assert!(shows_progress(true, 1 << 30));
+        assert!(!shows_progress(false, 1 << 30));
+    }
+
+    #[test]
+    fn off_a_terminal_there_is_no_callback_at_all() {
+        assert!(Transfer::new("pushing", false).callback().is_none());
+        let transfer = Transfer::new("pushing", true);
+        let callback = transfer.callback().expect("a callback on a terminal");
+        callback(SHOW_FROM_BYTES + 1);
+        assert_eq!(
+            transfer.bar.as_ref().unwrap().position(),
+            SHOW_FROM_BYTES + 1
+        );
+        transfer.finish();
     }
 }

@@ -330,17 +330,21 @@ fn usage_errors_exit_1_with_flux_messages() {
         "{}",
         run.stderr
     );
+    // A missing --output is created (flux_flags.rs); one that is a file is refused.
+    let file = tempfile::NamedTempFile::new().unwrap();
     let run = sourcectl(&[
         "pull",
         "artifact",
         "oci://localhost:5000/app",
         "-o",
-        "/does/not/exist",
+        file.path().to_str().unwrap(),
     ])
     .failed();
     assert!(
-        run.stderr
-            .contains("✗ invalid output path \"/does/not/exist\""),
+        run.stderr.contains(&format!(
+            "✗ invalid output path \"{}\": not a directory",
+            file.path().display()
+        )),
         "{}",
         run.stderr
     );

@@ -6,14 +6,14 @@ use anyhow::Context;
 use registry::artifact;
 
 use crate::args::BuildArgs;
-use crate::commands::{check_source_path, ignore_matcher};
-use crate::status;
+use crate::commands::ignore_matcher;
+use crate::{stage, status};
 
 pub(crate) async fn run(args: BuildArgs) -> anyhow::Result<ExitCode> {
-    check_source_path(&args.path)?;
+    let staged = stage::stage(&args.path, args.resolve_symlinks, std::io::stdin().lock())?;
     let ignore = ignore_matcher(&args.ignore)?;
     status::action(&format!("building artifact from {}", args.path.display()));
-    artifact::build(&args.path, ignore, &args.output)
+    artifact::build(staged.path(), ignore, &args.output)
         .await
         .context("building artifact failed")?;
     status::success(&format!("artifact created at {}", args.output.display()));

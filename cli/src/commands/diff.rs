@@ -15,6 +15,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: DiffArgs) -> anyhow::Result<E
     check_source_path(&args.path)?;
     let reference = connect::parse_url(&args.url)?;
     let ignore = ignore_matcher(&args.ignore)?;
+    connect::login_with_provider(&args.provider, &reference)?;
     let client = connect::client(global)?;
     let report = artifact::diff(&client, &reference, &args.path, ignore, Limits::default())
         .await

@@ -1,5 +1,6 @@
 //! `sourcectl list artifacts`: a table on stdout, as Flux prints it.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -7,7 +8,9 @@ use openapi::SemverConstraint;
 use openapi::semver_constraint::parse_flux_version;
 use registry::artifact::{self, TagRow};
 
-use crate::args::{GlobalArgs, ListArgs};
+use serde::Serialize;
+
+use crate::args::{GlobalArgs, ListArgs, OutputFormat};
 use crate::connect;
 
 pub(crate) async fn run(global: &GlobalArgs, args: ListArgs) -> anyhow::Result<ExitCode> {
@@ -27,6 +30,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ListArgs) -> anyhow::Result<E
         .as_deref()
         .map(|r| regex::Regex::new(r).with_context(|| format!("regex '{r}' parse error")))
         .transpose()?;
+    connect::login_with_provider(&args.provider, &reference)?;
     let client = connect::client(global)?;
     let filter = move |tag: &str| {
         semver
@@ -37,8 +41,46 @@ pub(crate) async fn run(global: &GlobalArgs, args: ListArgs) -> anyhow::Result<E
     let rows = artifact::list(&client, &reference, &filter)
         .await
         .context("listing artifacts failed")?;
-    print!("{}", render_table(&rows));
+    match args.output {
+        None => print!("{}", render_table(&rows)),
+        Some(OutputFormat::Json) => {
+            println!("{}", serde_json::to_string_pretty(&metadata(&rows))?);
+        }
+        Some(OutputFormat::Yaml) => print!("{}", serde_yaml::to_string(&sorted(&rows)?)?),
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One artifact as Flux's `oci.Metadata` serialises it (`fluxcd/pkg: oci/meta.go`), in its
+/// field order for JSON; empty source and revision are left out (`omitempty`). `List` sets
+/// no `annotations`, and `created` is not carried by the listing, so both are absent.
+#[derive(Serialize)]
+struct Metadata<'a> {
+    #[serde(rename = "source_url", skip_serializing_if = "str::is_empty")]
+    source: &'a str,
+    #[serde(rename = "source_revision", skip_serializing_if = "str::is_empty")]
+    revision: &'a str,
+    digest: String,
+    url: String,
+}
+
+/// The same objects with sorted keys, as Flux's YAML printer (JSON → `sigs.k8s.io/yaml`) writes.
+fn sorted(rows: &[TagRow]) -> anyhow::Result<Vec<BTreeMap<String, serde_json::Value>>> {
+    metadata(rows)
+        .iter()
+        .map(|m| Ok(serde_json::from_value(serde_json::to_value(m)?)?))
+        .collect()
+}
+
+fn metadata(rows: &[TagRow]) -> Vec<Metadata<'_>> {
+    rows.iter()
+        .map(|r| Metadata {
+            source: &r.source,
+            revision: &r.revision,
+            digest: r.digest.to_string(),
+            url: r.reference.to_string(),
+        })
+        .collect()
 }
 
 /// Flux's table: upper-case header, cells padded to the column width, each followed by a tab.

@@ -1,5 +1,6 @@
 //! `sourcectl pull artifact`.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -14,15 +15,9 @@ pub(crate) async fn run(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<E
     if args.output.as_os_str().is_empty() {
         bail!("output path cannot be empty");
     }
-    match std::fs::metadata(&args.output) {
-        Ok(meta) if meta.is_dir() => {}
-        Ok(_) => bail!(
-            "invalid output path \"{}\": not a directory",
-            args.output.display()
-        ),
-        Err(e) => bail!("invalid output path \"{}\": {e}", args.output.display()),
-    }
     let reference = connect::parse_url(&args.url)?;
+    connect::login_with_provider(&args.provider, &reference)?;
+    ensure_output_dir(&args.output)?;
     let client = connect::client(global)?;
     status::action(&format!("pulling artifact from {}", args.url));
     let transfer = Transfer::start("pulling");
@@ -60,4 +55,19 @@ pub(crate) async fn run(global: &GlobalArgs, args: PullArgs) -> anyhow::Result<E
         args.output.display()
     ));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Creates `dir` (and its parents) when it is missing; an existing path must be a directory.
+/// What is extracted stays inside it: the extractor refuses absolute names and `..`
+/// components, and skips links.
+fn ensure_output_dir(dir: &Path) -> anyhow::Result<()> {
+    let invalid = |why: String| anyhow::anyhow!("invalid output path \"{}\": {why}", dir.display());
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(invalid("not a directory".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(|e| invalid(format!("cannot create it: {e}")))
+        }
+        Err(e) => Err(invalid(e.to_string())),
+    }
 }

@@ -8,8 +8,9 @@ use registry::reference::Reference;
 use serde::Serialize;
 
 use crate::args::{GlobalArgs, OutputFormat, PushArgs};
-use crate::commands::{check_source_path, ignore_matcher};
+use crate::commands::ignore_matcher;
 use crate::connect;
+use crate::stage;
 use crate::status::{self, Transfer};
 
 /// Machine output, in Flux's key order for JSON (YAML sorts keys, as Flux's does).
@@ -35,10 +36,11 @@ pub(crate) async fn push(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<
     if args.revision.is_empty() {
         bail!("--revision is required");
     }
-    check_source_path(&args.path)?;
     let reference = artifact::with_default_tag(&connect::parse_url(&args.url)?);
+    let staged = stage::stage(&args.path, args.resolve_symlinks, std::io::stdin().lock())?;
     let annotations = artifact::parse_annotations(&args.annotations)?;
     let ignore = ignore_matcher(&args.ignore)?;
+    connect::login_with_provider(&args.provider, &reference)?;
     let client = connect::client(global)?;
     if args.output.is_none() {
         status::action(&format!("pushing artifact to {reference}"));
@@ -52,7 +54,7 @@ pub(crate) async fn push(global: &GlobalArgs, args: PushArgs) -> anyhow::Result<
         ignore,
         progress: transfer.callback(),
     };
-    let result = artifact::push(&client, &reference, &args.path, options).await;
+    let result = artifact::push(&client, &reference, staged.path(), options).await;
     transfer.finish();
     let pushed = result.context("pushing artifact failed")?;
     let repository = connect::repository(&pushed.reference);

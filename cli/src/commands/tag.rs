@@ -14,6 +14,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: TagArgs) -> anyhow::Result<Ex
         bail!("--tag is required");
     }
     let reference = connect::parse_url(&args.url)?;
+    connect::login_with_provider(&args.provider, &reference)?;
     let client = connect::client(global)?;
     status::action("tagging artifact");
     let tags: Vec<String> = args.tag.into_iter().filter(|t| !t.is_empty()).collect();
