@@ -156,7 +156,7 @@ fn peer_chain(ssl: &openssl::ssl::SslRef) -> Option<PeerChain> {
 fn peer_certificate(ssl: &openssl::ssl::SslRef) -> Option<PeerCertificate> {
     let cert = ssl.peer_certificate()?;
     if ssl.verify_result() != X509VerifyResult::OK {
-        tracing::debug!(result = %ssl.verify_result(), "client certificate not trusted; ignored");
+        tracing::debug!(result = %ssl.verify_result(), "client certificate not verified in the handshake");
         return None;
     }
     let text = |nid| {
