@@ -103,3 +103,57 @@ fn with_authenticated_group(mut user: UserInfo) -> UserInfo {
     }
     user
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RequestHeaderFlags;
+
+    fn trust() -> Arc<AuthenticationTrust> {
+        let flags = RequestHeaderFlags {
+            client_ca_file: None,
+            allowed_names: vec![],
+            username_headers: vec!["X-Remote-User".into()],
+            group_headers: vec!["X-Remote-Group".into()],
+            extra_headers_prefix: vec!["X-Remote-Extra-".into()],
+        };
+        Arc::new(AuthenticationTrust::new(None, &flags).unwrap())
+    }
+
+    #[tokio::test]
+    async fn no_credentials_is_anonymous_and_spoofed_headers_are_removed() {
+        let authenticator = DelegatingAuthenticator::new(vec![], trust());
+        let request = http::Request::builder()
+            .uri("/apis")
+            .header("X-Remote-User", "admin")
+            .header("X-Remote-Group", "system:masters")
+            .header("X-Remote-Extra-Scopes", "all")
+            .header("Authorization", "Bearer secret")
+            .header("Accept", "application/json")
+            .body(())
+            .unwrap();
+        let (mut parts, ()) = request.into_parts();
+        let user = authenticator
+            .authenticate_request(&parts)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(user.name, ANONYMOUS_USER);
+        assert_eq!(user.groups, vec![UNAUTHENTICATED_GROUP]);
+        authenticator.clear_credentials(&mut parts.headers);
+        let left: Vec<&str> = parts.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["accept"]);
+    }
+
+    #[test]
+    fn authenticated_users_get_the_authenticated_group_once() {
+        let user = with_authenticated_group(UserInfo {
+            name: "alice".into(),
+            groups: vec!["dev".into()],
+            ..UserInfo::default()
+        });
+        assert_eq!(user.groups, vec!["dev", AUTHENTICATED_GROUP]);
+        let again = with_authenticated_group(user.clone());
+        assert_eq!(again.groups, user.groups);
+    }
+}
