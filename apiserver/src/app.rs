@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::{
-    AuthenticatorChain, CertificateAuthenticator, MastersAuthorizer, RequestAuthenticator,
-    TokenFileAuthenticator,
+    AuthenticatorChain, Authorizer, CertificateAuthenticator, RequestAuthenticator,
+    StandaloneAuthorizer, TokenFileAuthenticator,
 };
 use crate::config::Config;
 use crate::controller::{
@@ -61,6 +61,9 @@ pub enum Error {
         /// The cause.
         source: storage::Error,
     },
+    /// Setting up delegated authentication and authorisation failed (in-cluster mode).
+    #[error("in-cluster mode")]
+    InCluster(#[from] crate::auth::in_cluster::Error),
     /// Binding the listen address failed.
     #[error("binding {addr}")]
     Bind {
@@ -85,6 +88,7 @@ pub struct App {
     helm_charts: Arc<Controller<HelmChartReconciler>>,
     helm_repositories: Arc<Controller<HelmRepositoryReconciler>>,
     artifact_listener: Option<(TcpListener, ArtifactStore)>,
+    delegation: Option<crate::auth::in_cluster::Delegation>,
 }
 
 impl std::fmt::Debug for App {
@@ -119,20 +123,8 @@ impl App {
                 bootstrap.serving.key.clone(),
             )
         });
-        let client_ca = config
-            .client_ca_file
-            .clone()
-            .unwrap_or_else(|| bootstrap.ca_cert.clone());
-        let acceptor =
-            crate::http::listener::acceptor(&cert, &key, &client_ca).map_err(Error::Tls)?;
-
-        let mut authenticators: Vec<Box<dyn RequestAuthenticator>> =
-            vec![Box::new(CertificateAuthenticator)];
-        if let Some(path) = &config.token_auth_file {
-            authenticators.push(Box::new(
-                TokenFileAuthenticator::from_file(path).map_err(Error::TokenFile)?,
-            ));
-        }
+        let (acceptor, authenticator, authorizer, delegation) =
+            authentication(&config, &cert, &key, &bootstrap).await?;
 
         let db = config.data_dir.join("objects.db");
         let store_config = storage::SqliteConfig {
@@ -233,8 +225,8 @@ impl App {
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(scratch)).await;
         let state = AppState {
             store: store.clone(),
-            authenticator: Arc::new(AuthenticatorChain(authenticators)),
-            authorizer: Arc::new(MastersAuthorizer),
+            authenticator,
+            authorizer,
             documents: Arc::new(Documents::build()),
             shutdown,
             artifacts,
@@ -252,6 +244,7 @@ impl App {
             helm_charts,
             helm_repositories,
             artifact_listener,
+            delegation,
         })
     }
 
@@ -273,6 +266,13 @@ impl App {
             .spawn(&self.tracker, shutdown.child_token());
         self.helm_repositories
             .spawn(&self.tracker, shutdown.child_token());
+        if let Some(reload) = self
+            .delegation
+            .as_mut()
+            .and_then(|d| d.reload(shutdown.child_token()))
+        {
+            self.tracker.spawn(reload);
+        }
         if let Some((listener, store)) = self.artifact_listener.take() {
             self.tracker.spawn(crate::artifacts::artifact_server::serve(
                 listener,
@@ -317,4 +317,63 @@ impl App {
         }
         tracing::info!("stopped");
     }
+}
+
+/// The TLS acceptor, authenticator and authoriser of the configured mode (logged): standalone
+/// (the client CA in the handshake, client certificates and the token file, `system:masters`)
+/// or in-cluster (delegated to the cluster, [`crate::auth::in_cluster`]).
+async fn authentication(
+    config: &Config,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    bootstrap: &crate::auth::pki::Bootstrap,
+) -> Result<
+    (
+        Arc<openssl::ssl::SslAcceptor>,
+        Arc<dyn RequestAuthenticator>,
+        Arc<dyn Authorizer>,
+        Option<crate::auth::in_cluster::Delegation>,
+    ),
+    Error,
+> {
+    if config.delegation.mode == crate::config::Mode::InCluster {
+        tracing::info!(
+            mode = "in-cluster",
+            authentication = ?config.delegation.authentication_source,
+            authorization = ?config.delegation.authorization_source,
+            "delegating authentication and authorisation to the cluster"
+        );
+        let delegation = crate::auth::in_cluster::Delegation::build(
+            &config.delegation,
+            config.client_ca_file.as_deref(),
+        )
+        .await?;
+        let acceptor = crate::http::listener::acceptor(cert, key, None).map_err(Error::Tls)?;
+        return Ok((
+            acceptor,
+            delegation.authenticator.clone(),
+            delegation.authorizer.clone(),
+            Some(delegation),
+        ));
+    }
+    tracing::info!(mode = "standalone", "no cluster configured");
+    let client_ca = config
+        .client_ca_file
+        .clone()
+        .unwrap_or_else(|| bootstrap.ca_cert.clone());
+    let acceptor =
+        crate::http::listener::acceptor(cert, key, Some(&client_ca)).map_err(Error::Tls)?;
+    let mut authenticators: Vec<Box<dyn RequestAuthenticator>> =
+        vec![Box::new(CertificateAuthenticator)];
+    if let Some(path) = &config.token_auth_file {
+        authenticators.push(Box::new(
+            TokenFileAuthenticator::from_file(path).map_err(Error::TokenFile)?,
+        ));
+    }
+    Ok((
+        acceptor,
+        Arc::new(AuthenticatorChain(authenticators)),
+        Arc::new(StandaloneAuthorizer),
+        None,
+    ))
 }

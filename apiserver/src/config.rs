@@ -119,6 +119,9 @@ pub struct ServeFlags {
     /// Largest file inside a Helm chart, in bytes (Flux's `--helm-chart-file-max-size`, 5 MiB).
     #[arg(long, default_value_t = registry::helm::DEFAULT_MAX_CHART_FILE_BYTES)]
     pub helm_chart_file_max_size: u64,
+    /// In-cluster (aggregated) mode: delegated authentication and authorisation.
+    #[command(flatten)]
+    pub delegation: DelegationFlags,
 }
 
 /// Validated configuration. Plain data: no sockets, no handles.
@@ -162,6 +165,8 @@ pub struct Config {
     pub helm_chart_max_size: u64,
     /// Largest file inside a Helm chart, in bytes (default 5 MiB).
     pub helm_chart_file_max_size: u64,
+    /// Standalone or in-cluster, and the delegated authentication and authorisation settings.
+    pub delegation: DelegationConfig,
 }
 
 /// A flag combination that cannot work.
@@ -234,13 +239,15 @@ impl ServeFlags {
                 ));
             }
         }
+        let delegation = self.delegation.into_config(&ProcessEnvironment)?;
+        let listen = delegation.listen(self.listen);
         let secrets_dir = self
             .secrets_dir
             .unwrap_or_else(|| self.data_dir.join("secrets"));
         Ok(Config {
             serving_cert: self.tls_cert_file.zip(self.tls_private_key_file),
             data_dir: self.data_dir,
-            listen: self.listen,
+            listen,
             secrets_dir,
             tls_sans: self.tls_sans,
             client_ca_file: self.client_ca_file,
@@ -260,9 +267,263 @@ impl ServeFlags {
             artifact_advertise_address: self.artifact_advertise_address,
             helm_chart_max_size: self.helm_chart_max_size,
             helm_chart_file_max_size: self.helm_chart_file_max_size,
+            delegation,
         })
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// In-cluster (aggregated) mode: k8s.io/apiserver's delegated authentication and authorisation
+// flags (`pkg/server/options/authentication.go`, `authorization.go`), with their names,
+// defaults and meanings.
+// ---------------------------------------------------------------------------------------------
+
+/// Where the service-account token of a pod is mounted (client-go's `rest.InClusterConfig`).
+pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// Flags of the in-cluster mode.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DelegationFlags {
+    /// kubeconfig of the Kubernetes API this server delegates to (TokenReview,
+    /// SubjectAccessReview, the extension-apiserver-authentication ConfigMap). Setting it
+    /// selects the in-cluster mode; without it, the pod's service account does when
+    /// KUBERNETES_SERVICE_HOST is set and its token is mounted.
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig for TokenReview and the ConfigMap lookup. Default: `--kubeconfig`, else the
+    /// pod's service account.
+    #[arg(long)]
+    pub authentication_kubeconfig: Option<PathBuf>,
+    /// kubeconfig for SubjectAccessReview. Default: `--kubeconfig`, else the pod's service
+    /// account.
+    #[arg(long)]
+    pub authorization_kubeconfig: Option<PathBuf>,
+    /// Do not read `kube-system/extension-apiserver-authentication`; only the flags configure
+    /// client certificates and front-proxy headers.
+    #[arg(long)]
+    pub authentication_skip_lookup: bool,
+    /// CA bundle (PEM) that signs the front proxy's client certificate. Default: the
+    /// ConfigMap's `requestheader-client-ca-file`.
+    #[arg(long)]
+    pub requestheader_client_ca_file: Option<PathBuf>,
+    /// Common names the front proxy's certificate may have (comma-separated); empty allows any
+    /// name signed by the requestheader CA.
+    #[arg(long, value_delimiter = ',')]
+    pub requestheader_allowed_names: Vec<String>,
+    /// Headers holding the user name, first non-empty wins.
+    #[arg(long, value_delimiter = ',', default_value = "X-Remote-User")]
+    pub requestheader_username_headers: Vec<String>,
+    /// Headers holding the groups (every value of every header).
+    #[arg(long, value_delimiter = ',', default_value = "X-Remote-Group")]
+    pub requestheader_group_headers: Vec<String>,
+    /// Header prefixes of the user's extra attributes.
+    #[arg(long, value_delimiter = ',', default_value = "X-Remote-Extra-")]
+    pub requestheader_extra_headers_prefix: Vec<String>,
+    /// Non-resource paths allowed without a SubjectAccessReview (a trailing `*` matches a
+    /// prefix), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "/healthz,/readyz,/livez")]
+    pub authorization_always_allow_paths: Vec<String>,
+    /// How long TokenReview answers are cached (Go duration).
+    #[arg(long, default_value = "10s")]
+    pub authentication_token_webhook_cache_ttl: String,
+    /// How long allowing SubjectAccessReview answers are cached (Go duration).
+    #[arg(long, default_value = "10s")]
+    pub authorization_webhook_cache_authorized_ttl: String,
+    /// How long denying SubjectAccessReview answers are cached (Go duration).
+    #[arg(long, default_value = "10s")]
+    pub authorization_webhook_cache_unauthorized_ttl: String,
+    /// kube's name for the port of `--listen` (overrides it).
+    #[arg(long)]
+    pub secure_port: Option<u16>,
+    /// kube's name for the address of `--listen` (overrides it).
+    #[arg(long)]
+    pub bind_address: Option<std::net::IpAddr>,
+}
+
+/// The two ways to run (DESIGN.md §5).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// No cluster: the generated PKI, client certificates and `system:masters`.
+    Standalone,
+    /// Aggregated behind kube-apiserver: delegated authentication and authorisation.
+    InCluster,
+}
+
+/// Where a Kubernetes API client gets its connection and credentials.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClusterSource {
+    /// A kubeconfig file (its current context).
+    Kubeconfig(PathBuf),
+    /// The pod's service account (`KUBERNETES_SERVICE_HOST`/`_PORT`, the mounted token and CA).
+    ServiceAccount,
+}
+
+/// Front-proxy request-header settings given by flags.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestHeaderFlags {
+    /// `--requestheader-client-ca-file`; `None` takes the ConfigMap's (and its header names).
+    pub client_ca_file: Option<PathBuf>,
+    /// `--requestheader-allowed-names`.
+    pub allowed_names: Vec<String>,
+    /// `--requestheader-username-headers` (default `X-Remote-User`).
+    pub username_headers: Vec<String>,
+    /// `--requestheader-group-headers` (default `X-Remote-Group`).
+    pub group_headers: Vec<String>,
+    /// `--requestheader-extra-headers-prefix` (default `X-Remote-Extra-`).
+    pub extra_headers_prefix: Vec<String>,
+}
+
+/// Validated in-cluster settings.
+#[derive(Clone, Debug)]
+pub struct DelegationConfig {
+    /// The mode chosen: in-cluster when any kubeconfig flag is set or the pod's service
+    /// account exists.
+    pub mode: Mode,
+    /// Client for TokenReview and the ConfigMap (in-cluster mode only).
+    pub authentication_source: Option<ClusterSource>,
+    /// Client for SubjectAccessReview (in-cluster mode only).
+    pub authorization_source: Option<ClusterSource>,
+    /// Client for everything else, e.g. namespaces (in-cluster mode only).
+    pub cluster_source: Option<ClusterSource>,
+    /// `--authentication-skip-lookup`.
+    pub skip_lookup: bool,
+    /// Front-proxy settings from flags.
+    pub request_header: RequestHeaderFlags,
+    /// `--authorization-always-allow-paths` (default `/healthz`, `/readyz`, `/livez`).
+    pub always_allow_paths: Vec<String>,
+    /// TokenReview cache TTL (default 10 s).
+    pub token_cache_ttl: Duration,
+    /// SubjectAccessReview allow cache TTL (default 10 s).
+    pub authorized_cache_ttl: Duration,
+    /// SubjectAccessReview deny cache TTL (default 10 s).
+    pub unauthorized_cache_ttl: Duration,
+    secure_port: Option<u16>,
+    bind_address: Option<std::net::IpAddr>,
+}
+
+/// Reads the process environment; a trait so tests inject values (STYLE.md §6).
+pub trait Environment {
+    /// The variable's value, `None` when unset.
+    fn var(&self, name: &str) -> Option<String>;
+    /// Whether a file exists.
+    fn file_exists(&self, path: &std::path::Path) -> bool;
+}
+
+/// The real process environment.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+    fn file_exists(&self, path: &std::path::Path) -> bool {
+        path.exists()
+    }
+}
+
+impl DelegationFlags {
+    /// Validates the flags and chooses the mode from them and `env`.
+    ///
+    /// # Errors
+    /// [`Error::MissingFile`] for a kubeconfig or CA file that does not exist,
+    /// [`Error::InvalidValue`] for a TTL that is not a Go duration.
+    pub fn into_config(self, env: &dyn Environment) -> Result<DelegationConfig, Error> {
+        for (flag, path) in [
+            ("--kubeconfig", &self.kubeconfig),
+            (
+                "--authentication-kubeconfig",
+                &self.authentication_kubeconfig,
+            ),
+            ("--authorization-kubeconfig", &self.authorization_kubeconfig),
+            (
+                "--requestheader-client-ca-file",
+                &self.requestheader_client_ca_file,
+            ),
+        ] {
+            if let Some(path) = path.as_ref().filter(|p| !env.file_exists(p)) {
+                return Err(Error::MissingFile {
+                    flag,
+                    path: path.clone(),
+                });
+            }
+        }
+        let ttl = |flag: &'static str, value: &str| {
+            openapi::parse_go_duration(value).map_err(|e| Error::InvalidValue {
+                flag,
+                message: e.to_string(),
+            })
+        };
+        let in_pod = env.var("KUBERNETES_SERVICE_HOST").is_some()
+            && env.file_exists(std::path::Path::new(SERVICE_ACCOUNT_TOKEN));
+        let general = self
+            .kubeconfig
+            .clone()
+            .map(ClusterSource::Kubeconfig)
+            .or(in_pod.then_some(ClusterSource::ServiceAccount));
+        let pick = |specific: Option<PathBuf>| {
+            specific
+                .map(ClusterSource::Kubeconfig)
+                .or_else(|| general.clone())
+        };
+        let authentication_source = pick(self.authentication_kubeconfig);
+        let authorization_source = pick(self.authorization_kubeconfig);
+        let mode = if general.is_some()
+            || authentication_source.is_some()
+            || authorization_source.is_some()
+        {
+            Mode::InCluster
+        } else {
+            Mode::Standalone
+        };
+        let cluster_source = general
+            .or_else(|| authentication_source.clone())
+            .or_else(|| authorization_source.clone());
+        Ok(DelegationConfig {
+            mode,
+            authentication_source,
+            authorization_source,
+            cluster_source,
+            skip_lookup: self.authentication_skip_lookup,
+            request_header: RequestHeaderFlags {
+                client_ca_file: self.requestheader_client_ca_file,
+                allowed_names: self.requestheader_allowed_names,
+                username_headers: self.requestheader_username_headers,
+                group_headers: self.requestheader_group_headers,
+                extra_headers_prefix: self.requestheader_extra_headers_prefix,
+            },
+            always_allow_paths: self.authorization_always_allow_paths,
+            token_cache_ttl: ttl(
+                "--authentication-token-webhook-cache-ttl",
+                &self.authentication_token_webhook_cache_ttl,
+            )?,
+            authorized_cache_ttl: ttl(
+                "--authorization-webhook-cache-authorized-ttl",
+                &self.authorization_webhook_cache_authorized_ttl,
+            )?,
+            unauthorized_cache_ttl: ttl(
+                "--authorization-webhook-cache-unauthorized-ttl",
+                &self.authorization_webhook_cache_unauthorized_ttl,
+            )?,
+            secure_port: self.secure_port,
+            bind_address: self.bind_address,
+        })
+    }
+}
+
+impl DelegationConfig {
+    /// `--listen` with `--bind-address` and `--secure-port` applied.
+    pub fn listen(&self, mut listen: SocketAddr) -> SocketAddr {
+        if let Some(ip) = self.bind_address {
+            listen.set_ip(ip);
+        }
+        if let Some(port) = self.secure_port {
+            listen.set_port(port);
+        }
+        listen
+    }
+}
+// ------------------------------------- end of in-cluster flags -------------------------------
 
 #[cfg(test)]
 mod tests {
@@ -341,5 +602,108 @@ mod tests {
             err.to_string(),
             "--client-ca-file: /nonexistent/ca.pem does not exist"
         );
+    }
+
+    struct FakeEnvironment {
+        host: Option<&'static str>,
+        token: bool,
+    }
+
+    impl Environment for FakeEnvironment {
+        fn var(&self, name: &str) -> Option<String> {
+            (name == "KUBERNETES_SERVICE_HOST")
+                .then_some(self.host)
+                .flatten()
+                .map(String::from)
+        }
+        fn file_exists(&self, path: &std::path::Path) -> bool {
+            self.token && path == std::path::Path::new(SERVICE_ACCOUNT_TOKEN) || path.exists()
+        }
+    }
+
+    fn delegation(args: &[&str], env: &FakeEnvironment) -> DelegationConfig {
+        let mut argv = vec!["source-apiserver"];
+        argv.extend(args);
+        Flags::try_parse_from(argv)
+            .unwrap()
+            .serve
+            .delegation
+            .into_config(env)
+            .unwrap()
+    }
+
+    #[test]
+    fn the_mode_is_standalone_without_a_cluster_and_in_cluster_with_one() {
+        let none = FakeEnvironment {
+            host: None,
+            token: false,
+        };
+        let pod = FakeEnvironment {
+            host: Some("10.96.0.1"),
+            token: true,
+        };
+        let host_only = FakeEnvironment {
+            host: Some("10.96.0.1"),
+            token: false,
+        };
+        assert_eq!(delegation(&[], &none).mode, Mode::Standalone);
+        assert_eq!(delegation(&[], &host_only).mode, Mode::Standalone);
+        let config = delegation(&[], &pod);
+        assert_eq!(config.mode, Mode::InCluster);
+        assert_eq!(
+            config.authorization_source,
+            Some(ClusterSource::ServiceAccount)
+        );
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let path = file.path().to_str().unwrap();
+        let config = delegation(&["--kubeconfig", path], &none);
+        assert_eq!(config.mode, Mode::InCluster);
+        assert_eq!(
+            config.authentication_source,
+            Some(ClusterSource::Kubeconfig(file.path().into()))
+        );
+    }
+
+    #[test]
+    fn delegation_defaults_are_kubes() {
+        let config = delegation(
+            &[],
+            &FakeEnvironment {
+                host: None,
+                token: false,
+            },
+        );
+        assert_eq!(
+            config.always_allow_paths,
+            vec!["/healthz", "/readyz", "/livez"]
+        );
+        assert_eq!(
+            config.request_header.username_headers,
+            vec!["X-Remote-User"]
+        );
+        assert_eq!(config.request_header.group_headers, vec!["X-Remote-Group"]);
+        assert_eq!(
+            config.request_header.extra_headers_prefix,
+            vec!["X-Remote-Extra-"]
+        );
+        assert_eq!(config.token_cache_ttl, Duration::from_secs(10));
+        assert_eq!(config.authorized_cache_ttl, Duration::from_secs(10));
+        assert_eq!(config.unauthorized_cache_ttl, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn secure_port_and_bind_address_override_listen() {
+        let config = Flags::try_parse_from([
+            "source-apiserver",
+            "--secure-port",
+            "6443",
+            "--bind-address",
+            "0.0.0.0",
+        ])
+        .unwrap()
+        .serve
+        .into_config()
+        .unwrap();
+        assert_eq!(config.listen.to_string(), "0.0.0.0:6443");
     }
 }

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod config;
 pub mod controller;
 pub mod http;
+pub mod kube;
 pub mod metrics;
 pub mod rest;
 

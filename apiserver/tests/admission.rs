@@ -27,6 +27,7 @@ impl Authenticator for Admin {
         Ok(Some(UserInfo {
             name: "admin".into(),
             groups: vec!["system:masters".into()],
+            ..UserInfo::default()
         }))
     }
 }

@@ -3,8 +3,11 @@
 //! them on drop, plus the test PKI.
 #![deny(missing_docs)]
 
+pub mod aggregator;
 pub mod e2e;
 pub mod front;
+pub mod https;
+pub mod kube_fake;
 pub mod kubectl;
 pub mod pki;
 pub mod registry;

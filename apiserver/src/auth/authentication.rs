@@ -9,7 +9,7 @@
 //! the user, O the groups, as kube-apiserver's x509 authenticator), then an optional static
 //! token file ([`AuthenticatorChain`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::Path;
 
@@ -19,13 +19,20 @@ use http::request::Parts;
 /// The group every authenticated user gets, as kube-apiserver's `AuthenticatedGroupAdder`.
 pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
 
-/// Who made a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Who made a request (`user.Info` upstream).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserInfo {
-    /// The user name (certificate CN, or the token file's user column).
+    /// The user name (certificate CN, the token file's user column, `X-Remote-User`, or the
+    /// TokenReview's `username`).
     pub name: String,
-    /// Groups (certificate O entries, or the token file's groups), plus `system:authenticated`.
+    /// Groups (certificate O entries, the token file's groups, `X-Remote-Group`, or the
+    /// TokenReview's), plus `system:authenticated`.
     pub groups: Vec<String>,
+    /// The user's uid when the authenticator knows one (TokenReview); empty otherwise.
+    pub uid: String,
+    /// Extra attributes (`X-Remote-Extra-<key>`, or the TokenReview's `extra`), keys
+    /// lower-cased.
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 /// The verified identity of a TLS client certificate, put in the request extensions by the
@@ -59,6 +66,11 @@ pub trait RequestAuthenticator: Send + Sync + fmt::Debug + 'static {
         &'a self,
         parts: &'a Parts,
     ) -> BoxFuture<'a, Result<Option<UserInfo>, AuthenticationError>>;
+
+    /// Removes the credentials this authenticator reads from a request that has been
+    /// authenticated, so that handlers never see them (the front-proxy headers whoever sent
+    /// them, the bearer token). The default removes nothing.
+    fn clear_credentials(&self, _headers: &mut http::HeaderMap) {}
 }
 
 /// An authenticator that decides from the request alone, without IO (client certificates, a
@@ -96,6 +108,7 @@ impl Authenticator for CertificateAuthenticator {
             .map(|cert| UserInfo {
                 name: cert.common_name.clone(),
                 groups: with_authenticated(cert.organizations.clone()),
+                ..UserInfo::default()
             }))
     }
 }
@@ -170,6 +183,8 @@ impl TokenFileAuthenticator {
                 UserInfo {
                     name: columns[1].clone(),
                     groups: with_authenticated(groups),
+                    uid: columns[2].clone(),
+                    ..UserInfo::default()
                 },
             );
         }
@@ -230,7 +245,7 @@ impl RequestAuthenticator for AuthenticatorChain {
     }
 }
 
-fn with_authenticated(mut groups: Vec<String>) -> Vec<String> {
+pub(crate) fn with_authenticated(mut groups: Vec<String>) -> Vec<String> {
     if !groups.iter().any(|g| g == AUTHENTICATED_GROUP) {
         groups.push(AUTHENTICATED_GROUP.to_string());
     }

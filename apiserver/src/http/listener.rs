@@ -2,8 +2,11 @@
 //! requested but optional (kube-apiserver's `RequestClientCert`: probes come without one).
 //!
 //! The handshake runs inside each connection's task, never in the accept loop, so one slow client
-//! cannot stall the others. A certificate that chains to the client CA becomes a
-//! [`PeerCertificate`] request extension; one that does not is ignored (the request is then
+//! cannot stall the others. Every presented certificate becomes a [`PeerChain`] request
+//! extension (unverified: the in-cluster authenticators verify it per request against the
+//! client CA or the requestheader CA, whichever applies, as they are reloaded). In standalone
+//! mode the acceptor also trusts the client CA, and a certificate that chains to it becomes a
+//! [`PeerCertificate`] extension; one that does not is ignored (the request is then
 //! anonymous and gets 401), as upstream's x509 authenticator does.
 
 use std::path::Path;
@@ -27,6 +30,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::auth::PeerCertificate;
+use crate::auth::x509::PeerChain;
 
 /// Concurrent HTTP/2 streams per connection: 1,000, as k8s.io/apiserver's recommended options
 /// for aggregated servers set `HTTP2MaxStreamsPerConnection` (`pkg/server/options/
@@ -37,23 +41,28 @@ const MAX_CONCURRENT_STREAMS: u32 = 1000;
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Builds the OpenSSL acceptor from PEM files.
+/// Builds the OpenSSL acceptor from PEM files. With `client_ca` (standalone mode) the
+/// handshake verifies client certificates against it and advertises it; without (in-cluster
+/// mode) certificates are requested from any issuer and verified per request.
 ///
 /// # Errors
 /// OpenSSL's error when a file is missing or not valid PEM, or the key does not match.
 pub fn acceptor(
     cert: &Path,
     key: &Path,
-    client_ca: &Path,
+    client_ca: Option<&Path>,
 ) -> Result<Arc<SslAcceptor>, openssl::error::ErrorStack> {
     let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
     builder.set_min_proto_version(Some(SslVersion::TLS1_2))?;
     builder.set_certificate_chain_file(cert)?;
     builder.set_private_key_file(key, SslFiletype::PEM)?;
     builder.check_private_key()?;
-    builder.set_ca_file(client_ca)?;
-    for ca in openssl::x509::X509::stack_from_pem(&std::fs::read(client_ca).unwrap_or_default())? {
-        builder.add_client_ca(&ca)?;
+    if let Some(client_ca) = client_ca {
+        builder.set_ca_file(client_ca)?;
+        let pem = std::fs::read(client_ca).unwrap_or_default();
+        for ca in openssl::x509::X509::stack_from_pem(&pem)? {
+            builder.add_client_ca(&ca)?;
+        }
     }
     // Ask for a certificate, accept the handshake whatever it is; the verdict is read after the
     // handshake from `verify_result`.
@@ -107,10 +116,14 @@ async fn serve_connection(
     let mut stream = SslStream::new(ssl, tcp)?;
     tokio::time::timeout(HANDSHAKE_TIMEOUT, Pin::new(&mut stream).accept()).await??;
     let peer = peer_certificate(stream.ssl());
+    let chain = peer_chain(stream.ssl());
     let service =
         hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
             if let Some(peer) = &peer {
                 request.extensions_mut().insert(peer.clone());
+            }
+            if let Some(chain) = &chain {
+                request.extensions_mut().insert(chain.clone());
             }
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
@@ -129,10 +142,30 @@ async fn serve_connection(
     }
 }
 
+/// The presented certificates, unverified: the leaf and the intermediates sent with it.
+fn peer_chain(ssl: &openssl::ssl::SslRef) -> Option<PeerChain> {
+    let leaf = ssl.peer_certificate()?;
+    let leaf_der = leaf.to_der().ok();
+    let intermediates = ssl
+        .peer_cert_chain()
+        .map(|stack| {
+            stack
+                .iter()
+                .filter(|c| c.to_der().ok() != leaf_der)
+                .map(|c| c.to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(PeerChain {
+        leaf,
+        intermediates,
+    })
+}
+
 fn peer_certificate(ssl: &openssl::ssl::SslRef) -> Option<PeerCertificate> {
     let cert = ssl.peer_certificate()?;
     if ssl.verify_result() != X509VerifyResult::OK {
-        tracing::debug!(result = %ssl.verify_result(), "client certificate not trusted; ignored");
+        tracing::debug!(result = %ssl.verify_result(), "client certificate not verified in the handshake");
         return None;
     }
     let text = |nid| {

@@ -1,0 +1,383 @@
+//! A small fake of the Kubernetes API for the in-cluster mode's contract tests. kube-apiserver
+//! cannot run here (no binary, no Docker engine), so this fake speaks the three parts of its
+//! API that delegated authentication and authorisation use, over TLS with a bearer token:
+//!
+//! - `POST /apis/authentication.k8s.io/v1/tokenreviews`: tokens added with
+//!   [`KubeFake::add_token`] are authenticated; every review is counted.
+//! - `POST /apis/authorization.k8s.io/v1/subjectaccessreviews`: every review's `spec` is
+//!   recorded ([`KubeFake::reviews`]) and answered by the [`Policy`] (configurable).
+//! - `GET /api/v1/namespaces/kube-system/configmaps?fieldSelector=...` (list and `watch=true`):
+//!   the `extension-apiserver-authentication` ConfigMap, changed with
+//!   [`KubeFake::set_authentication_config_map`] (watchers get `MODIFIED`).
+//!
+//! A request without the fake's token is answered 401 and counted ([`KubeFake::unauthorized`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::https::HttpsServer;
+use crate::pki::TestCa;
+
+/// The bearer token the server under test must present.
+const CLIENT_TOKEN: &str = "source-apiserver-service-account-token";
+
+/// One allow rule of a [`Policy`].
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// User name the rule applies to.
+    pub user: String,
+    /// Verbs, or `*`.
+    pub verbs: Vec<String>,
+    /// `resource` or `resource/subresource`, or `*`.
+    pub resources: Vec<String>,
+}
+
+/// How the fake answers SubjectAccessReviews, in the spirit of RBAC: non-resource `get`
+/// requests of `system:authenticated` users are allowed (the `system:discovery` role), resource
+/// requests by the rules; anything else is denied with `deny_reason`.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    /// Allow rules.
+    pub rules: Vec<Rule>,
+    /// The `status.reason` of an allowing answer.
+    pub allow_reason: String,
+    /// The `status.reason` of a denying answer.
+    pub deny_reason: String,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            rules: Vec::new(),
+            allow_reason: "RBAC: allowed by ClusterRoleBinding \"test\"".into(),
+            deny_reason: "no RBAC policy matched".into(),
+        }
+    }
+}
+
+impl Policy {
+    /// Adds a rule allowing `user` `verbs` on `resources`.
+    #[must_use]
+    pub fn allow(mut self, user: &str, verbs: &[&str], resources: &[&str]) -> Self {
+        self.rules.push(Rule {
+            user: user.into(),
+            verbs: verbs.iter().map(|v| v.to_string()).collect(),
+            resources: resources.iter().map(|r| r.to_string()).collect(),
+        });
+        self
+    }
+
+    fn decide(&self, spec: &Value) -> bool {
+        let user = spec["user"].as_str().unwrap_or("");
+        if let Some(attributes) = spec.get("nonResourceAttributes") {
+            let authenticated = spec["groups"]
+                .as_array()
+                .is_some_and(|g| g.iter().any(|g| g == "system:authenticated"));
+            return authenticated && attributes["verb"] == "get";
+        }
+        let attributes = &spec["resourceAttributes"];
+        let verb = attributes["verb"].as_str().unwrap_or("");
+        let mut resource = attributes["resource"].as_str().unwrap_or("").to_string();
+        if let Some(sub) = attributes["subresource"].as_str() {
+            resource = format!("{resource}/{sub}");
+        }
+        self.rules.iter().any(|rule| {
+            rule.user == user
+                && rule.verbs.iter().any(|v| v == "*" || v == verb)
+                && rule.resources.iter().any(|r| r == "*" || *r == resource)
+        })
+    }
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
+    tokens: Mutex<HashMap<String, Value>>,
+    token_reviews: AtomicUsize,
+    reviews: Mutex<Vec<Value>>,
+    policy: Mutex<Policy>,
+    config_map: Mutex<Option<Value>>,
+    revision: AtomicU64,
+    watchers: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<Value>>>,
+    unauthorized: AtomicUsize,
+}
+
+/// The running fake.
+#[derive(Debug)]
+pub struct KubeFake {
+    server: HttpsServer,
+    state: Arc<FakeState>,
+    _ca: TestCa,
+    kubeconfig: PathBuf,
+}
+
+impl KubeFake {
+    /// Starts the fake with no ConfigMap, no tokens and the default [`Policy`], and writes a
+    /// kubeconfig for it (CA and bearer token) into the fake's temp dir.
+    ///
+    /// # Panics
+    /// On certificate or file failures.
+    pub fn start() -> Self {
+        let ca = TestCa::with_name("kube-fake CA");
+        let (cert, key) = ca.issue_server(&["127.0.0.1", "localhost"]);
+        let state = Arc::new(FakeState {
+            revision: AtomicU64::new(100),
+            ..FakeState::default()
+        });
+        let router = Router::new()
+            .route(
+                "/apis/authentication.k8s.io/v1/tokenreviews",
+                post(token_review),
+            )
+            .route(
+                "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                post(subject_access_review),
+            )
+            .route(
+                "/api/v1/namespaces/kube-system/configmaps",
+                get(config_maps),
+            )
+            .with_state(state.clone());
+        let server = HttpsServer::start(router, &cert, &key, None);
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let kubeconfig = ca.write_pem(
+            "kube-fake.kubeconfig",
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster:\n    server: {}\n    certificate-authority-data: {}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: sa\nusers:\n- name: sa\n  user:\n    token: {CLIENT_TOKEN}\n",
+                server.url(),
+                b64(ca.cert_pem())
+            )
+            .as_bytes(),
+        );
+        Self {
+            server,
+            state,
+            _ca: ca,
+            kubeconfig,
+        }
+    }
+
+    /// The kubeconfig the server under test uses (`--kubeconfig`).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The fake's URL.
+    pub fn url(&self) -> String {
+        self.server.url()
+    }
+
+    /// Makes `token` authenticate as `user` with `groups` (and `uid`).
+    pub fn add_token(&self, token: &str, user: &str, uid: &str, groups: &[&str]) {
+        self.state.tokens.lock().unwrap().insert(
+            token.into(),
+            json!({"username": user, "uid": uid, "groups": groups}),
+        );
+    }
+
+    /// How many TokenReviews were received.
+    pub fn token_reviews(&self) -> usize {
+        self.state.token_reviews.load(Ordering::SeqCst)
+    }
+
+    /// Replaces the SubjectAccessReview policy.
+    pub fn set_policy(&self, policy: Policy) {
+        *self.state.policy.lock().unwrap() = policy;
+    }
+
+    /// Every SubjectAccessReview `spec` received, in order.
+    pub fn reviews(&self) -> Vec<Value> {
+        self.state.reviews.lock().unwrap().clone()
+    }
+
+    /// Forgets the recorded SubjectAccessReviews.
+    pub fn clear_reviews(&self) {
+        self.state.reviews.lock().unwrap().clear();
+    }
+
+    /// Requests refused for lacking the fake's bearer token.
+    pub fn unauthorized(&self) -> usize {
+        self.state.unauthorized.load(Ordering::SeqCst)
+    }
+
+    /// How many ConfigMap watches are open now.
+    pub fn config_map_watchers(&self) -> usize {
+        let mut watchers = self.state.watchers.lock().unwrap();
+        watchers.retain(|w| !w.is_closed());
+        watchers.len()
+    }
+
+    /// Creates or replaces `kube-system/extension-apiserver-authentication` with `data`, as
+    /// kube-apiserver's ClusterAuthenticationTrustController writes it; open watches get the
+    /// change.
+    pub fn set_authentication_config_map(&self, data: &BTreeMap<String, String>) {
+        let revision = self.state.revision.fetch_add(1, Ordering::SeqCst) + 1;
+        let object = json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "extension-apiserver-authentication", "namespace": "kube-system",
+                "resourceVersion": revision.to_string()},
+            "data": data,
+        });
+        let existed = self
+            .state
+            .config_map
+            .lock()
+            .unwrap()
+            .replace(object.clone())
+            .is_some();
+        let event = json!({"type": if existed { "MODIFIED" } else { "ADDED" }, "object": object});
+        self.state
+            .watchers
+            .lock()
+            .unwrap()
+            .retain(|w| w.send(event.clone()).is_ok());
+    }
+}
+
+/// The ConfigMap data kube-apiserver publishes for a cluster whose client CA is `client_ca`
+/// and front-proxy CA `front_proxy_ca`, allowing `allowed_names`.
+pub fn authentication_config_map(
+    client_ca: &TestCa,
+    front_proxy_ca: &TestCa,
+    allowed_names: &[&str],
+) -> BTreeMap<String, String> {
+    let text = |pem: &[u8]| String::from_utf8(pem.to_vec()).unwrap();
+    BTreeMap::from([
+        ("client-ca-file".into(), text(client_ca.cert_pem())),
+        (
+            "requestheader-client-ca-file".into(),
+            text(front_proxy_ca.cert_pem()),
+        ),
+        (
+            "requestheader-allowed-names".into(),
+            serde_json::to_string(allowed_names).unwrap(),
+        ),
+        (
+            "requestheader-username-headers".into(),
+            "[\"X-Remote-User\"]".into(),
+        ),
+        (
+            "requestheader-group-headers".into(),
+            "[\"X-Remote-Group\"]".into(),
+        ),
+        (
+            "requestheader-extra-headers-prefix".into(),
+            "[\"X-Remote-Extra-\"]".into(),
+        ),
+    ])
+}
+
+fn authorized(state: &FakeState, headers: &HeaderMap) -> bool {
+    let ok = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {CLIENT_TOKEN}"));
+    if !ok {
+        state.unauthorized.fetch_add(1, Ordering::SeqCst);
+    }
+    ok
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "message": "Unauthorized", "reason": "Unauthorized", "code": 401}),
+        ),
+    )
+        .into_response()
+}
+
+async fn token_review(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    axum::Json(mut review): axum::Json<Value>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    state.token_reviews.fetch_add(1, Ordering::SeqCst);
+    let token = review["spec"]["token"].as_str().unwrap_or("").to_string();
+    let user = state.tokens.lock().unwrap().get(&token).cloned();
+    review["status"] = match user {
+        Some(user) => json!({"authenticated": true, "user": user}),
+        None => json!({"authenticated": false, "error": "token not found"}),
+    };
+    axum::Json(review).into_response()
+}
+
+async fn subject_access_review(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    axum::Json(mut review): axum::Json<Value>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let spec = review["spec"].clone();
+    state.reviews.lock().unwrap().push(spec.clone());
+    let policy = state.policy.lock().unwrap().clone();
+    review["status"] = if policy.decide(&spec) {
+        json!({"allowed": true, "reason": policy.allow_reason})
+    } else {
+        json!({"allowed": false, "reason": policy.deny_reason})
+    };
+    axum::Json(review).into_response()
+}
+
+async fn config_maps(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    let wanted = query.get("fieldSelector").map(String::as_str)
+        == Some("metadata.name=extension-apiserver-authentication");
+    assert!(
+        wanted,
+        "the fake serves only the authentication ConfigMap: {query:?}"
+    );
+    let current = state.config_map.lock().unwrap().clone();
+    let revision = state.revision.load(Ordering::SeqCst);
+    if query.get("watch").map(String::as_str) != Some("true") {
+        return axum::Json(json!({
+            "apiVersion": "v1", "kind": "ConfigMapList",
+            "metadata": {"resourceVersion": revision.to_string()},
+            "items": current.into_iter().collect::<Vec<_>>(),
+        }))
+        .into_response();
+    }
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    let from: u64 = query
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if let Some(object) = current
+        && from < revision
+    {
+        let _ = sender.send(json!({"type": "MODIFIED", "object": object}));
+    }
+    state.watchers.lock().unwrap().push(sender);
+    let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+        let event = receiver.recv().await?;
+        let line = format!("{event}\n");
+        Some((Ok::<_, std::io::Error>(line), receiver))
+    });
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
