@@ -5,9 +5,12 @@
 
 pub mod e2e;
 pub mod front;
+#[cfg(feature = "in-process")]
+pub mod in_process;
 pub mod kubectl;
 pub mod pki;
 pub mod registry;
 pub mod server;
 pub mod sigstore;
+pub mod tmpfs;
 pub mod tools;
