@@ -272,8 +272,11 @@ fn exercise(version: Option<&str>) {
         r#"{"spec":{"interval":"11m"}}"#,
     ]);
     assert!(
-        smp.failed().contains("(UnsupportedMediaType)")
-            && smp.stderr.contains("application/merge-patch+json"),
+        smp.failed()
+            .contains("application/strategic-merge-patch+json is not supported")
+            && smp
+                .stderr
+                .contains("the body of the request was in an unknown format"),
         "strategic merge patch must be refused as an unsupported media type: {smp:?}"
     );
 
