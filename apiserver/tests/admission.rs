@@ -7,30 +7,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use apiserver::auth::{Authenticator, MastersAuthorizer, UserInfo};
-use apiserver::discovery::Documents;
 use apiserver::http::ApiError;
 use apiserver::rest::admission::{Admission, Attributes, Operation};
-use apiserver::router::{AppState, RouterConfig, router_with};
-use axum::body::Body;
+use apiserver::router::RouterConfig;
 use futures::future::{BoxFuture, FutureExt};
-use http::{Method, Request, StatusCode};
+use http::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
-
-#[derive(Debug)]
-struct Admin;
-
-impl Authenticator for Admin {
-    fn authenticate(&self, _: &http::request::Parts) -> Result<Option<UserInfo>, String> {
-        Ok(Some(UserInfo {
-            name: "admin".into(),
-            groups: vec!["system:masters".into()],
-            ..UserInfo::default()
-        }))
-    }
-}
+use test_support::in_process::{BASE, InProcess, repo};
 
 /// What admission was asked: operation, name, subresource, user.
 type Seen = (Operation, Option<String>, Option<String>, String);
@@ -63,37 +46,20 @@ impl Admission for Recorder {
     }
 }
 
-const BASE: &str = "/apis/source.toolkit.fluxcd.io/v1/namespaces/default/ocirepositories";
-
 struct Harness {
-    app: axum::Router,
+    server: InProcess,
     recorder: Arc<Recorder>,
-    _dir: tempfile::TempDir,
 }
 
 async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        storage::SqliteStore::open(&dir.path().join("db"), storage::SqliteConfig::default())
-            .await
-            .unwrap();
-    let state = AppState {
-        store,
-        authenticator: Arc::new(Admin),
-        authorizer: Arc::new(MastersAuthorizer),
-        documents: Arc::new(Documents::build()),
-        shutdown: CancellationToken::new(),
-        artifacts: storage::ArtifactStore::open(dir.path()).unwrap(),
-    };
     let recorder = Arc::new(Recorder::default());
     let config = RouterConfig {
         admission: recorder.clone(),
         ..RouterConfig::default()
     };
     Harness {
-        app: router_with(state, config),
+        server: InProcess::with_config(config).await,
         recorder,
-        _dir: dir,
     }
 }
 
@@ -105,39 +71,20 @@ impl Harness {
         content_type: &str,
         body: Value,
     ) -> (StatusCode, Value) {
-        let body = if body.is_null() {
-            Body::empty()
-        } else {
-            Body::from(serde_json::to_vec(&body).unwrap())
-        };
-        let request = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header("content-type", content_type)
-            .body(body)
-            .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
+        let body = (!body.is_null()).then(|| serde_json::to_vec(&body).unwrap());
+        let reply = self
+            .server
+            .send(method, uri, &[("content-type", content_type)], body)
+            .await;
         (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            reply.status,
+            serde_json::from_slice(&reply.body).unwrap_or(Value::Null),
         )
     }
 
     fn seen(&self) -> Vec<Seen> {
         std::mem::take(&mut *self.recorder.seen.lock().unwrap())
     }
-}
-
-fn repo(name: &str) -> Value {
-    json!({
-        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
-        "metadata": {"name": name, "namespace": "default"},
-        "spec": {"url": "oci://registry.example/podinfo", "interval": "5m", "ref": {"tag": "latest"}, "suspend": true}
-    })
 }
 
 fn seen(operation: Operation, name: Option<&str>, subresource: Option<&str>) -> Seen {

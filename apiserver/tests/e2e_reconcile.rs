@@ -127,8 +127,8 @@ fn push_apply_wait_and_download_in_both_versions() {
         "/apis/source.toolkit.fluxcd.io/v1/namespaces/default/ocirepositories/idle/artifact",
     ]);
     assert!(
-        run.failed().contains("NotFound") || run.stderr.contains("not found"),
-        "{}",
+        run.failed().contains("(NotFound)") && run.stderr.contains("\"idle\" has no artifact yet"),
+        "a 404 Status naming the object and the missing artifact: {}",
         run.stderr
     );
 

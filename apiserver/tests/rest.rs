@@ -6,129 +6,13 @@
 //! `system:masters` identity (real certificate and token authentication are tested against the
 //! binary in `kubectl.rs`).
 
-use std::sync::Arc;
-
-use apiserver::auth::{Authenticator, MastersAuthorizer, UserInfo};
-use apiserver::discovery::Documents;
-use apiserver::router::{AppState, router};
-use axum::body::Body;
-use http::{Method, Request, StatusCode, header};
+use http::{Method, StatusCode, header};
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
-use tower::ServiceExt;
-
-#[derive(Debug)]
-struct Admin;
-
-impl Authenticator for Admin {
-    fn authenticate(&self, _: &http::request::Parts) -> Result<Option<UserInfo>, String> {
-        Ok(Some(UserInfo {
-            name: "admin".into(),
-            groups: vec!["system:masters".into()],
-            ..UserInfo::default()
-        }))
-    }
-}
-
-struct Harness {
-    app: axum::Router,
-    _dir: tempfile::TempDir,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: http::HeaderMap,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-const BASE: &str = "/apis/source.toolkit.fluxcd.io/v1/namespaces/default/ocirepositories";
-
-async fn harness() -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let store =
-        storage::SqliteStore::open(&dir.path().join("db"), storage::SqliteConfig::default())
-            .await
-            .unwrap();
-    let state = AppState {
-        store,
-        authenticator: Arc::new(Admin),
-        authorizer: Arc::new(MastersAuthorizer),
-        documents: Arc::new(Documents::build()),
-        shutdown: CancellationToken::new(),
-        artifacts: storage::ArtifactStore::open(dir.path()).unwrap(),
-    };
-    Harness {
-        app: router(state),
-        _dir: dir,
-    }
-}
-
-impl Harness {
-    async fn send(
-        &self,
-        method: Method,
-        uri: &str,
-        headers: &[(&str, &str)],
-        body: Option<Vec<u8>>,
-    ) -> Reply {
-        let mut request = Request::builder().method(method).uri(uri);
-        for (k, v) in headers {
-            request = request.header(*k, *v);
-        }
-        let request = request
-            .body(body.map_or_else(Body::empty, Body::from))
-            .unwrap();
-        let response = self.app.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap()
-            .to_vec();
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn get(&self, uri: &str, accept: &str) -> Reply {
-        self.send(Method::GET, uri, &[("accept", accept)], None)
-            .await
-    }
-
-    async fn create(&self, object: Value) -> Reply {
-        self.send(
-            Method::POST,
-            BASE,
-            &[("content-type", "application/json")],
-            Some(serde_json::to_vec(&object).unwrap()),
-        )
-        .await
-    }
-}
-
-fn repo(name: &str) -> Value {
-    json!({
-        "apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
-        "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
-        "spec": {"url": "oci://registry.example/podinfo", "interval": "5m", "ref": {"tag": "latest"}, "suspend": true}
-    })
-}
+use test_support::in_process::{BASE, InProcess, Reply, repo};
 
 #[tokio::test]
 async fn partial_object_metadata_for_get_and_list() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     assert_eq!(h.create(repo("a")).await.status, StatusCode::CREATED);
     let one = h
         .get(
@@ -149,7 +33,7 @@ async fn partial_object_metadata_for_get_and_list() {
 
 #[tokio::test]
 async fn tables_follow_include_object() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     h.create(repo("a")).await;
     let table_accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
     let table = h.get(BASE, table_accept).await.json();
@@ -189,7 +73,7 @@ fn frames(reply: &Reply) -> Vec<Value> {
 
 #[tokio::test]
 async fn table_watch_frames_carry_columns_only_first() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     h.create(repo("a")).await;
     h.create(repo("b")).await;
     let reply = h
@@ -209,7 +93,7 @@ async fn table_watch_frames_carry_columns_only_first() {
 
 #[tokio::test]
 async fn send_initial_events_ends_with_the_marked_bookmark() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     h.create(repo("a")).await;
     let refused = h
         .get(
@@ -218,6 +102,15 @@ async fn send_initial_events_ends_with_the_marked_bookmark() {
         )
         .await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (reason, message, fields) = refused.status_object();
+    assert_eq!(
+        (reason.as_str(), fields),
+        ("Invalid", vec!["resourceVersionMatch".to_owned()])
+    );
+    assert!(
+        message.contains("sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"),
+        "{message}"
+    );
     let reply = h
         .get(&format!("{BASE}?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1"), "application/json")
         .await;
@@ -241,7 +134,7 @@ async fn send_initial_events_ends_with_the_marked_bookmark() {
 
 #[tokio::test]
 async fn a_watch_from_the_future_is_refused_with_504() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     let reply = h
         .get(
             &format!("{BASE}?watch=true&resourceVersion=999999"),
@@ -257,7 +150,7 @@ async fn a_watch_from_the_future_is_refused_with_504() {
 
 #[tokio::test]
 async fn dry_run_persists_nothing() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     let reply = h
         .send(
             Method::POST,
@@ -281,11 +174,19 @@ async fn dry_run_persists_nothing() {
         )
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        bad.status_object(),
+        (
+            "Invalid".to_owned(),
+            "dryRun: Unsupported value: \"Server\": supported values: \"All\"".to_owned(),
+            vec!["dryRun".to_owned()]
+        )
+    );
 }
 
 #[tokio::test]
 async fn deletecollection_honours_the_label_selector() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     h.create(repo("a")).await;
     h.create(repo("b")).await;
     let reply = h
@@ -312,7 +213,7 @@ async fn deletecollection_honours_the_label_selector() {
 
 #[tokio::test]
 async fn field_validation_strict_refuses_and_warn_warns() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     let mut object = repo("a");
     object["spec"]["colour"] = json!("blue");
     let body = serde_json::to_vec(&object).unwrap();
@@ -325,11 +226,18 @@ async fn field_validation_strict_refuses_and_warn_warns() {
         )
         .await;
     assert_eq!(strict.status, StatusCode::BAD_REQUEST);
-    assert!(
-        strict.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("unknown field \"spec.colour\"")
+    let (reason, message, _) = strict.status_object();
+    assert_eq!(
+        (reason.as_str(), message.as_str()),
+        (
+            "BadRequest",
+            "strict decoding error: unknown field \"spec.colour\""
+        )
+    );
+    assert_eq!(
+        h.get(&format!("{BASE}/a"), "application/json").await.status,
+        StatusCode::NOT_FOUND,
+        "a strict refusal stores nothing"
     );
     let warn = h
         .send(
@@ -350,7 +258,7 @@ async fn field_validation_strict_refuses_and_warn_warns() {
 
 #[tokio::test]
 async fn yaml_in_and_out() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     let yaml = "apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata:\n  name: y\nspec:\n  url: oci://registry.example/y\n  interval: 1m\n";
     let created = h
         .send(
@@ -372,7 +280,7 @@ async fn yaml_in_and_out() {
 
 #[tokio::test]
 async fn patch_types_and_options_are_checked() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     h.create(repo("a")).await;
     let smp = h
         .send(
@@ -383,11 +291,11 @@ async fn patch_types_and_options_are_checked() {
         )
         .await;
     assert_eq!(smp.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (reason, message, _) = smp.status_object();
+    assert_eq!(reason, "UnsupportedMediaType");
     assert!(
-        smp.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("application/merge-patch+json")
+        message.contains("application/merge-patch+json"),
+        "{message}"
     );
     let no_manager = h
         .send(
@@ -398,6 +306,12 @@ async fn patch_types_and_options_are_checked() {
         )
         .await;
     assert_eq!(no_manager.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (reason, message, fields) = no_manager.status_object();
+    assert_eq!(
+        (reason.as_str(), fields),
+        ("Invalid", vec!["fieldManager".to_owned()])
+    );
+    assert!(message.contains("Required value"), "{message}");
     let forced_merge = h
         .send(
             Method::PATCH,
@@ -407,6 +321,15 @@ async fn patch_types_and_options_are_checked() {
         )
         .await;
     assert_eq!(forced_merge.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (reason, message, fields) = forced_merge.status_object();
+    assert_eq!(
+        (reason.as_str(), fields),
+        ("Invalid", vec!["force".to_owned()])
+    );
+    assert!(
+        message.contains("may not be specified for non-apply patch"),
+        "{message}"
+    );
     let failing_test = h
         .send(
             Method::PATCH,
@@ -416,11 +339,22 @@ async fn patch_types_and_options_are_checked() {
         )
         .await;
     assert_eq!(failing_test.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (reason, message, fields) = failing_test.status_object();
+    assert_eq!(
+        (reason.as_str(), fields),
+        ("Invalid", vec!["patch".to_owned()])
+    );
+    assert!(
+        message.contains("failed at path '/spec/interval': value did not match"),
+        "the cause is the failed test operation: {message}"
+    );
+    let unchanged = h.get(&format!("{BASE}/a"), "application/json").await.json();
+    assert_eq!(unchanged["spec"]["interval"], "5m");
 }
 
 #[tokio::test]
 async fn optimistic_concurrency_and_no_op_writes() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     let created = h.create(repo("a")).await.json();
     let rv = created["metadata"]["resourceVersion"]
         .as_str()
@@ -442,9 +376,10 @@ async fn optimistic_concurrency_and_no_op_writes() {
     };
     let missing = put(without_rv).await;
     assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (reason, _, fields) = missing.status_object();
     assert_eq!(
-        missing.json()["details"]["causes"][0]["field"],
-        "metadata.resourceVersion"
+        (reason.as_str(), fields),
+        ("Invalid", vec!["metadata.resourceVersion".to_owned()])
     );
     let mut changed = created.clone();
     changed["spec"]["interval"] = json!("9m");
@@ -452,6 +387,7 @@ async fn optimistic_concurrency_and_no_op_writes() {
     assert_eq!(updated["metadata"]["generation"], 2);
     let stale = put(changed).await;
     assert_eq!(stale.status, StatusCode::CONFLICT);
+    assert_eq!(stale.status_object().0, "Conflict");
     assert_eq!(
         stale.json()["message"],
         "Operation cannot be fulfilled on ocirepositories.source.toolkit.fluxcd.io \"a\": the object has been modified; please apply your changes to the latest version and try again"
@@ -474,7 +410,7 @@ async fn optimistic_concurrency_and_no_op_writes() {
 
 #[tokio::test]
 async fn the_status_subresource_changes_only_status() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     let created = h.create(repo("a")).await.json();
     let mut body = created.clone();
     body["spec"]["interval"] = json!("1h");
@@ -509,11 +445,19 @@ async fn the_status_subresource_changes_only_status() {
 
 #[tokio::test]
 async fn create_checks_namespace_and_generates_names() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     let mut wrong = repo("a");
     wrong["metadata"]["namespace"] = json!("other");
     let reply = h.create(wrong).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let (reason, message, _) = reply.status_object();
+    assert_eq!(
+        (reason.as_str(), message.as_str()),
+        (
+            "BadRequest",
+            "the namespace of the provided object does not match the namespace sent on the request"
+        )
+    );
     let mut generated = repo("ignored");
     generated["metadata"]
         .as_object_mut()
@@ -531,7 +475,7 @@ async fn create_checks_namespace_and_generates_names() {
 
 #[tokio::test]
 async fn v1beta2_answers_carry_the_deprecation_warning() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     h.create(repo("a")).await;
     let reply = h
         .get(
@@ -551,12 +495,14 @@ async fn v1beta2_answers_carry_the_deprecation_warning() {
 
 #[tokio::test]
 async fn protobuf_only_is_not_acceptable_and_bodies_have_a_limit() {
-    let h = harness().await;
-    assert_eq!(
-        h.get(BASE, "application/vnd.kubernetes.protobuf")
-            .await
-            .status,
-        StatusCode::NOT_ACCEPTABLE
+    let h = InProcess::start().await;
+    let protobuf = h.get(BASE, "application/vnd.kubernetes.protobuf").await;
+    assert_eq!(protobuf.status, StatusCode::NOT_ACCEPTABLE);
+    let (reason, message, _) = protobuf.status_object();
+    assert_eq!(reason, "NotAcceptable");
+    assert!(
+        message.starts_with("only the following media types are accepted: application/json,"),
+        "{message}"
     );
     let big = vec![b' '; 4 * 1024 * 1024];
     let reply = h
@@ -573,7 +519,7 @@ async fn protobuf_only_is_not_acceptable_and_bodies_have_a_limit() {
 
 #[tokio::test]
 async fn discovery_negotiates_aggregated_and_legacy_forms() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     let v2 = h
         .get(
             "/apis",
@@ -610,15 +556,17 @@ async fn discovery_negotiates_aggregated_and_legacy_forms() {
         )
         .await;
     assert_eq!(refused.status, StatusCode::NOT_ACCEPTABLE);
+    assert_eq!(refused.status_object().0, "NotAcceptable");
+    let core = h.get("/api", "application/json").await;
     assert_eq!(
-        h.get("/api", "application/json").await.status,
-        StatusCode::NOT_FOUND
+        (core.status, core.status_object().0.as_str()),
+        (StatusCode::NOT_FOUND, "NotFound")
     );
 }
 
 #[tokio::test]
 async fn openapi_v3_is_addressed_by_hash() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     let root = h.get("/openapi/v3", "application/json").await.json();
     let url = root["paths"]["apis/source.toolkit.fluxcd.io/v1"]["serverRelativeURL"]
         .as_str()
@@ -654,7 +602,7 @@ async fn openapi_v3_is_addressed_by_hash() {
 
 #[tokio::test]
 async fn a_malformed_apply_configuration_is_a_bad_request() {
-    let h = harness().await;
+    let h = InProcess::start().await;
     h.create(repo("a")).await;
     for body in [r#"{"metadata": []}"#, "[]", r#"{"metadata": "x"}"#] {
         let reply = h
@@ -671,5 +619,183 @@ async fn a_malformed_apply_configuration_is_a_bad_request() {
             "{body}: {}",
             reply.text()
         );
+        let (reason, message, _) = reply.status_object();
+        assert_eq!(
+            (reason.as_str(), message.as_str()),
+            (
+                "BadRequest",
+                "an apply configuration must be an object whose metadata is an object"
+            ),
+            "{body}"
+        );
     }
+}
+
+/// Opens a watch of [`BASE`] over a real HTTP/1.1 connection to `addr` and reads until the
+/// initial event of object `first` has arrived: the watch is provably open and registered.
+async fn open_watch(addr: std::net::SocketAddr, first: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET {BASE}?watch=true HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    read_until(&mut stream, &format!("\"name\":\"{first}\"")).await;
+    stream
+}
+
+/// Reads from `stream` until the bytes read contain `needle` (within 10 s); returns them.
+async fn read_until(stream: &mut tokio::net::TcpStream, needle: &str) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while !String::from_utf8_lossy(&seen).contains(needle) {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "the watch ended before {needle}: {}",
+                String::from_utf8_lossy(&seen)
+            );
+            seen.extend_from_slice(&buf[..n]);
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .unwrap_or_else(|_| panic!("no {needle} within 10 s"));
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// A watch client that cuts its connection mid-stream (after its first event, with no event
+/// pending) is forgotten by the store at once, not at the next event; the other watch keeps
+/// receiving. Over a real loopback connection, so the HTTP server has to notice the close.
+#[tokio::test]
+async fn a_watch_client_that_disconnects_mid_stream_is_released_and_the_others_keep_going() {
+    let h = InProcess::start().await;
+    h.create(repo("a")).await;
+    let addr = h.serve().await;
+    let mut live = open_watch(addr, "a").await;
+    assert_eq!(h.store().watchers(), 1);
+    for round in 0..10 {
+        let gone = open_watch(addr, "a").await;
+        assert_eq!(h.store().watchers(), 2, "round {round}");
+        drop(gone);
+        let released = async {
+            while h.store().watchers() != 1 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), released)
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "round {round}: {} watchers registered 10 s after the client went away",
+                    h.store().watchers()
+                )
+            });
+    }
+    assert_eq!(h.create(repo("b")).await.status, StatusCode::CREATED);
+    let frames = read_until(&mut live, "\"name\":\"b\"").await;
+    assert!(frames.contains("\"type\":\"ADDED\""), "{frames}");
+    drop(live);
+}
+
+/// Anonymous resident memory of this process (`RssAnon` in `/proc/self/status`), in bytes:
+/// heap and buffers, not the mapped database file.
+fn rss_anon_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("RssAnon:"))
+        .expect("RssAnon in /proc/self/status");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .expect("a number of kB");
+    kib * 1024
+}
+
+/// Creates `count` objects `<prefix><i>` with a 16 KiB annotation each, from eight writers at
+/// once, directly in the store; returns the bytes of annotation written.
+async fn write_padded(h: &InProcess, prefix: &str, count: usize) -> u64 {
+    use storage::ObjectStore as _;
+    const PADDING_BYTES: usize = 16 * 1024;
+    let writers = (0..8).map(|w| {
+        let store = h.store().clone();
+        let prefix = prefix.to_owned();
+        tokio::spawn(async move {
+            for i in (w..count).step_by(8) {
+                let name = format!("{prefix}{i}");
+                let mut object = repo(&name);
+                object["metadata"]["annotations"] =
+                    json!({"example.com/padding": "x".repeat(PADDING_BYTES)});
+                let resource =
+                    storage::ResourceKey::new("source.toolkit.fluxcd.io", "ocirepositories");
+                let key = storage::ObjectKey::new(resource, "default", name);
+                store
+                    .create(&key, object, storage::WriteOptions { dry_run: false })
+                    .await
+                    .unwrap();
+            }
+        })
+    });
+    for writer in futures::future::join_all(writers).await {
+        writer.unwrap();
+    }
+    (count * PADDING_BYTES) as u64
+}
+
+/// A watch client that stops reading (its socket never read after the first event) while
+/// 64 MiB of changes are committed: the server keeps at most its per-watcher buffer for it
+/// (1,024 events, 16 MiB here), ends that watch with Expired instead of growing, and its
+/// anonymous memory grows by less than half the volume sent. Measured from `/proc/self/status`
+/// (the server runs in this test's process), after a first round of the same writes without
+/// the watch has grown the caches (SQLite's page cache, allocator arenas) to their size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_client_that_stops_reading_costs_bounded_memory_and_is_ended() {
+    use tokio::io::AsyncWriteExt as _;
+    const OBJECTS: usize = 4096;
+    let h = InProcess::start().await;
+    let warm_up = rss_anon_bytes();
+    write_padded(&h, "warm-", OBJECTS).await;
+    let first = h.create(repo("first")).await.json();
+    let revision: u64 = first["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let addr = h.serve().await;
+    let mut stalled = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // From just before `first`: its event, not the 64 MiB of warm-up objects.
+    let request = format!(
+        "GET {BASE}?watch=true&resourceVersion={} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n",
+        revision - 1
+    );
+    stalled.write_all(request.as_bytes()).await.unwrap();
+    read_until(&mut stalled, "\"name\":\"first\"").await;
+    assert_eq!(h.store().watchers(), 1);
+
+    let before = rss_anon_bytes();
+    let volume = write_padded(&h, "o", OBJECTS).await;
+    let growth = rss_anon_bytes().saturating_sub(before);
+    eprintln!(
+        "anonymous memory: +{} MiB warming up, then +{} MiB while {} MiB of changes went to a stalled watch",
+        before.saturating_sub(warm_up) >> 20,
+        growth >> 20,
+        volume >> 20
+    );
+    assert!(
+        growth < volume / 2,
+        "grew by {growth} bytes for {volume} bytes sent to a client that does not read"
+    );
+    let ended = async {
+        while h.store().watchers() != 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), ended)
+        .await
+        .expect("the stalled watch was ended by the store");
+    drop(stalled);
 }

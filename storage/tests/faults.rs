@@ -223,21 +223,52 @@ fn an_artifact_write_on_a_full_disk_fails_and_keeps_the_previous_artifact() {
     assert_eq!((content.as_str(), size), ("version one", 11));
 }
 
+/// A store whose file system turned read-only keeps serving what it holds: it opens (a
+/// restart on a read-only volume), checking an artifact without a digest record (written by an
+/// older version) still answers although the record cannot be written (recording is best
+/// effort), the verified open serves the bytes, and a new write fails at its first step,
+/// naming it, with nothing left behind.
 #[test]
-fn an_artifact_write_into_a_read_only_data_directory_fails_and_keeps_the_previous_artifact() {
+fn a_read_only_artifact_store_keeps_serving_and_refuses_new_writes_at_the_first_step() {
     let fs = Tmpfs::mount("2m");
     let store = ArtifactStore::open(fs.path()).unwrap();
     let v1 = write_artifact(&store, b"version one").unwrap();
+    let record = store
+        .root()
+        .join(".digests/ocirepository/ns/app/rev.tar.gz");
+    std::fs::remove_file(&record).unwrap();
     fs.remount_read_only();
-    let err = write_artifact(&store, b"version two").expect_err("the directory is read-only");
-    let message = error_chain(&err);
+
+    let store = ArtifactStore::open(fs.path()).expect("a read-only store opens");
     assert!(
-        message.contains("creating temporary artifact") && message.contains("Read-only"),
-        "{message}"
+        store.verify(&v1.path, &v1.digest).unwrap(),
+        "the check answers although its record cannot be written"
     );
-    assert!(store.verify(&v1.path, &v1.digest).unwrap());
+    assert!(!record.exists());
+    let mut served = store.open_verified(&v1.path, Some(&v1.digest)).unwrap();
+    let mut content = String::new();
+    std::io::Read::read_to_string(&mut served.file, &mut content).unwrap();
+    assert_eq!(
+        (content.as_str(), served.digest.as_str()),
+        ("version one", v1.digest.as_str())
+    );
+
+    let err = write_artifact(&store, b"version two").expect_err("the directory is read-only");
     let dir = store.root().join("ocirepository/ns/app");
+    match &err {
+        Error::Io {
+            operation,
+            path,
+            source,
+        } => {
+            assert_eq!(*operation, "creating temporary artifact");
+            assert_eq!(path.parent(), Some(dir.as_path()), "{}", path.display());
+            assert_eq!(source.raw_os_error(), Some(libc::EROFS), "{source}");
+        }
+        other => panic!("an IO error at the first step, not {other:?}"),
+    }
     assert_eq!(temporaries(&dir), Vec::<String>::new());
+    assert!(store.verify(&v1.path, &v1.digest).unwrap());
 }
 
 #[tokio::test]

@@ -7,10 +7,13 @@ pub mod aggregator;
 pub mod e2e;
 pub mod front;
 pub mod https;
+#[cfg(feature = "in-process")]
+pub mod in_process;
 pub mod kube_fake;
 pub mod kubectl;
 pub mod pki;
 pub mod registry;
 pub mod server;
 pub mod sigstore;
+pub mod tmpfs;
 pub mod tools;

@@ -388,6 +388,24 @@ impl Registry {
         self.dir.path().join("storage")
     }
 
+    /// The file that holds blob `digest` (`sha256:<hex>`) in the registry's filesystem
+    /// storage (`docker/registry/v2/blobs/sha256/<first two hex>/<hex>/data`), to alter or
+    /// remove content behind the registry's back. The registry serves whatever that file
+    /// holds under the old digest.
+    ///
+    /// # Panics
+    /// When `digest` is not a sha256 digest.
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest
+            .strip_prefix("sha256:")
+            .unwrap_or_else(|| panic!("not a sha256 digest: {digest}"));
+        self.storage_dir()
+            .join("docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
     /// The registry's log so far (stdout and stderr).
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()

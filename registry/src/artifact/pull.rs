@@ -472,8 +472,9 @@ fn copy_limited(reader: &mut impl Read, out: &mut impl Write, max_bytes: u64) ->
 
 /// Streams the layer of `fetched` (digest and size verified while reading, under
 /// `options.deadline`) into `consume`, which runs on the blocking pool with the caller's span.
-/// After `consume` succeeds the stream is read to its end so the digest check runs; a
-/// transfer, digest or deadline failure wins over what `consume` saw, since it explains it.
+/// After `consume` succeeds, or fails to extract, the stream is read to its end so the digest
+/// check runs; a transfer, digest or deadline failure wins over what `consume` saw, since it
+/// explains it.
 ///
 /// # Errors
 /// [`Error::PullLayer`] when the download or its verification fails, [`Error::Deadline`],
@@ -498,7 +499,10 @@ pub(super) async fn consume_layer<T: Send + 'static>(
     let (mut reader, result) = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
         let result = consume(&mut reader);
-        if result.is_ok() {
+        // After success, so the digest check runs; after an extraction failure too, because
+        // bytes altered in transit or in the registry's storage usually break the gzip or tar
+        // stream before its end, and only the digest check names that cause.
+        if matches!(result, Ok(_) | Err(Error::Extract { .. })) {
             let _ = reader.drain();
         }
         (reader, result)
