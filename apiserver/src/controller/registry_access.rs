@@ -33,13 +33,15 @@ pub(crate) struct AccessError {
 pub(crate) struct RegistryAccess {
     /// Namespace of the object (and so of its Secrets).
     pub namespace: String,
-    /// `spec.secretRef.name`: a `kubernetes.io/dockerconfigjson` Secret.
+    /// `spec.secretRef.name`: a `kubernetes.io/dockerconfigjson` or `kubernetes.io/dockercfg`
+    /// Secret.
     pub secret_ref: Option<String>,
     /// `spec.certSecretRef.name`: `ca.crt`, `tls.crt`, `tls.key` (or the legacy file names).
     pub cert_secret_ref: Option<String>,
     /// `spec.proxySecretRef.name`: `address`, `username`, `password`.
     pub proxy_secret_ref: Option<String>,
-    /// `spec.insecure`: the registry is spoken to over plain HTTP.
+    /// `spec.insecure`: HTTPS without certificate verification when no `certSecretRef` is set,
+    /// and plain HTTP for a registry that answers no TLS (see [`ClientConfig::insecure`]).
     pub insecure: bool,
 }
 
@@ -72,9 +74,32 @@ pub(crate) struct ClientCache {
 /// Most clients kept; the cache is emptied when it would grow past this.
 const MAX_CACHED_CLIENTS: usize = 4096;
 
+/// The registry credentials of a pull Secret, by its type.
+enum PullSecret {
+    /// `kubernetes.io/dockerconfigjson`: `.dockerconfigjson`, a docker `config.json`.
+    DockerConfigJson(Vec<u8>),
+    /// `kubernetes.io/dockercfg`: `.dockercfg`, the legacy `~/.dockercfg` (the `auths` map).
+    DockerCfg(Vec<u8>),
+}
+
+impl PullSecret {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            PullSecret::DockerConfigJson(b) | PullSecret::DockerCfg(b) => b,
+        }
+    }
+
+    fn parse(&self) -> registry::client::Result<DockerConfig> {
+        match self {
+            PullSecret::DockerConfigJson(b) => DockerConfig::from_json(b),
+            PullSecret::DockerCfg(b) => DockerConfig::from_legacy_json(b),
+        }
+    }
+}
+
 /// What the object's Secrets resolved to.
 struct Access {
-    docker_config: Option<Vec<u8>>,
+    docker_config: Option<PullSecret>,
     ca: Option<Vec<u8>>,
     identity: Option<(Vec<u8>, Vec<u8>)>,
     proxy: Option<(String, Option<String>, Option<String>)>,
@@ -103,13 +128,17 @@ fn access(secrets: &SecretStore, spec: &RegistryAccess) -> Result<Access, Access
     if let Some(name) = &spec.secret_ref {
         let s = load_secret(secrets, ns, name)
             .map_err(|m| auth(format!("failed to get credential: {m}")))?;
-        let json = s.data.get(".dockerconfigjson").cloned().ok_or_else(|| {
-            auth(format!(
-                "failed to get credential: secret '{ns}/{}' has no '.dockerconfigjson' key (type kubernetes.io/dockerconfigjson expected)",
-                name
-            ))
-        })?;
-        out.docker_config = Some(json);
+        // Both pull-secret types, as k8schain reads them.
+        let config = match (s.data.get(".dockerconfigjson"), s.data.get(".dockercfg")) {
+            (Some(json), _) => PullSecret::DockerConfigJson(json.clone()),
+            (None, Some(legacy)) => PullSecret::DockerCfg(legacy.clone()),
+            (None, None) => {
+                return Err(auth(format!(
+                    "failed to get credential: secret '{ns}/{name}' has neither a '.dockerconfigjson' nor a '.dockercfg' key (type kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg expected)"
+                )));
+            }
+        };
+        out.docker_config = Some(config);
     }
     if let Some(name) = &spec.cert_secret_ref {
         let s = load_secret(secrets, ns, name)
@@ -185,7 +214,12 @@ fn fingerprint(access: &Access, insecure: bool, timeout: Duration) -> String {
     };
     feed("insecure", Some(&[u8::from(insecure)]));
     feed("timeout", Some(&timeout.as_millis().to_le_bytes()));
-    feed("docker", access.docker_config.as_deref());
+    let docker = access.docker_config.as_ref();
+    feed("docker", docker.map(PullSecret::bytes));
+    feed(
+        "dockercfg",
+        Some(&[u8::from(matches!(docker, Some(PullSecret::DockerCfg(_))))]),
+    );
     feed("ca", access.ca.as_deref());
     feed("cert", access.identity.as_ref().map(|i| i.0.as_slice()));
     feed("key", access.identity.as_ref().map(|i| i.1.as_slice()));
@@ -218,8 +252,9 @@ impl ClientCache {
         }
         let auth = |message: String| AccessError { message };
         let credentials = match &access.docker_config {
-            Some(json) => Credentials::DockerConfig(
-                DockerConfig::from_json(json)
+            Some(secret) => Credentials::DockerConfig(
+                secret
+                    .parse()
                     .map_err(|e| auth(format!("failed to get credential: {}", chain(&e))))?,
             ),
             None => Credentials::Anonymous,
