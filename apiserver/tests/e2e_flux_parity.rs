@@ -108,3 +108,241 @@ fn insecure_still_reaches_a_plain_http_registry() {
     );
     wait_ready(&k, "plain", "True", Some("Succeeded"));
 }
+
+/// How many times the server logged a Warning event with `reason` for `object`
+/// (`OCIRepository/<ns>/<name>`): one per failed reconcile.
+fn warnings(server: &ApiServer, object: &str, reason: &str) -> usize {
+    server
+        .log()
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains(object) && l.contains(reason))
+        .count()
+}
+
+#[test]
+fn a_failing_object_stays_ready_false_across_retries() {
+    // Nothing listens there: every reconcile fails to connect, and is retried with backoff.
+    let port = test_support::tools::free_port();
+    let host = format!("127.0.0.1:{port}");
+    let server = server(&[]);
+    let k = Kubectl::new(None, &server.kubeconfig());
+    apply(
+        &k,
+        &oci_repository(
+            "v1",
+            "down",
+            &format!(
+                "  interval: 1h\n  url: oci://{host}/app\n  insecure: true\n  ref:\n    tag: v1\n"
+            ),
+        ),
+    );
+    let message = wait_ready(&k, "down", "False", Some("OCIArtifactPullFailed"));
+    assert_eq!(
+        message.matches(&host).count(),
+        1,
+        "the URL is named once: {message}"
+    );
+    assert!(message.contains("Connection refused"), "{message}");
+    assert_eq!(
+        jsonpath(
+            &k,
+            "down",
+            "{.status.conditions[?(@.type==\"Reconciling\")].reason}"
+        ),
+        "ProgressingWithRetry"
+    );
+
+    // Every status change from here on is a watch event: Ready's status and transition time.
+    let watch = k.background(&[
+        "get",
+        "ocirepository",
+        "down",
+        "--watch",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.status.conditions[?(@.type==\"Ready\")].lastTransitionTime}{\"\\n\"}",
+    ]);
+    watch.wait_for_watch(test_support::e2e::patience());
+    let first = watch
+        .next_line(test_support::e2e::patience())
+        .expect("the watch lists the object first");
+    assert!(first.starts_with("False "), "{first}");
+    let object = "OCIRepository/default/down";
+    let seen = warnings(&server, object, "OCIArtifactPullFailed");
+    test_support::e2e::eventually(
+        "three more failed retries",
+        || (warnings(&server, object, "OCIArtifactPullFailed") >= seen + 3).then_some(()),
+        || server.log(),
+    );
+    let (_, lines) = watch.finish(std::time::Duration::from_millis(200));
+    for line in lines.iter().filter(|l| !l.is_empty()) {
+        assert_eq!(
+            line, &first,
+            "no Ready transition on a retry (Unknown, or a new lastTransitionTime)"
+        );
+    }
+}
+
+/// Pushes `files` (in `workdir`, default oras media type) to `<host>/<target>` with the oras
+/// Python client over plain HTTP.
+fn oras_push(host: &str, target: &str, workdir: &Path, files: &[&str]) {
+    let script = r#"
+import os, sys, json, oras.client
+os.chdir(sys.argv[2])
+c = oras.client.OrasClient(insecure=True)
+c.push(target=sys.argv[1], files=json.loads(sys.argv[3]), disable_path_validation=True)
+"#;
+    let out = std::process::Command::new(test_support::tools::venv_python())
+        .arg("-c")
+        .arg(script)
+        .arg(format!("{host}/{target}"))
+        .arg(workdir)
+        .arg(serde_json::to_string(files).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "oras push (python venv from scripts/setup.sh) failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn condition(k: &Kubectl, name: &str, type_: &str, field: &str) -> String {
+    jsonpath(
+        k,
+        name,
+        &format!("{{.status.conditions[?(@.type==\"{type_}\")].{field}}}"),
+    )
+}
+
+#[test]
+fn status_details_as_flux_writes_them() {
+    let registry = RegistryBuilder::new().start();
+    let url = registry.oci_url("details/app");
+    push(
+        &format!("{url}:moving"),
+        &testdata("podinfo-kustomize"),
+        &["--insecure-registry"],
+    );
+    let server = server(&[]);
+    let k = Kubectl::new(None, &server.kubeconfig());
+    // Every Reconciling message the object goes through.
+    let watch = k.background(&[
+        "get",
+        "ocirepositories",
+        "--watch",
+        "-o",
+        "jsonpath={.metadata.name} {.status.conditions[?(@.type==\"Reconciling\")].message}{\"\\n\"}",
+    ]);
+    watch.wait_for_watch(test_support::e2e::patience());
+    let selector =
+        "  layerSelector:\n    mediaType: application/vnd.cncf.flux.content.v1.tar+gzip\n";
+    apply(
+        &k,
+        &oci_repository(
+            "v1",
+            "details",
+            &format!(
+                "  interval: 1h\n  url: {url}\n  insecure: true\n  ref:\n    tag: moving\n{selector}"
+            ),
+        ),
+    );
+    wait_ready(&k, "details", "True", Some("Succeeded"));
+    let first = jsonpath(&k, "details", "{.status.artifact.revision}");
+    let reference = format!("{}/details/app:moving", registry.host());
+    // The progress update before the pull names the resolved reference, not spec.url.
+    let building = format!("building artifact: new revision '{first}' for '{reference}'");
+    assert!(
+        watch
+            .wait_for_line(test_support::e2e::patience(), |l| l
+                == format!("details {building}"))
+            .is_some(),
+        "a progress update before the pull: {building}\n{}",
+        watch.stderr()
+    );
+    assert_eq!(condition(&k, "details", "ArtifactOutdated", "status"), "");
+
+    // The tag moves to an artifact without the selected layer: the new revision is outdated.
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("notes.txt"), "no flux layer here\n").unwrap();
+    oras_push(
+        registry.host(),
+        "details/app:moving",
+        work.path(),
+        &["notes.txt"],
+    );
+    k.run(&[
+        "annotate",
+        "--overwrite",
+        "ocirepository/details",
+        "reconcile.fluxcd.io/requestedAt=moved",
+    ])
+    .ok();
+    let message = wait_ready(
+        &k,
+        "details",
+        "False",
+        Some("OCIArtifactLayerOperationFailed"),
+    );
+    assert!(
+        message.contains("failed to find layer with media type"),
+        "{message}"
+    );
+    let outdated = condition(&k, "details", "ArtifactOutdated", "message");
+    assert!(
+        outdated.starts_with("new revision 'moving@sha256:")
+            && outdated.ends_with(&format!("' for '{reference}'")),
+        "{outdated}"
+    );
+    assert_ne!(
+        outdated,
+        format!("new revision '{first}' for '{reference}'")
+    );
+    assert_eq!(
+        jsonpath(&k, "details", "{.status.lastHandledReconcileAt}"),
+        "moved"
+    );
+    assert_eq!(
+        jsonpath(&k, "details", "{.status.artifact.revision}"),
+        first
+    );
+
+    // A stalled object keeps FetchFailed.
+    apply(
+        &k,
+        &oci_repository(
+            "v1",
+            "stalled",
+            &format!("  interval: 1h\n  url: {url}\n  provider: aws\n"),
+        ),
+    );
+    test_support::e2e::eventually(
+        "Stalled=True",
+        || (condition(&k, "stalled", "Stalled", "status") == "True").then_some(()),
+        || test_support::e2e::describe(&k, "stalled"),
+    );
+    assert_eq!(condition(&k, "stalled", "FetchFailed", "status"), "True");
+    assert_eq!(
+        condition(&k, "stalled", "FetchFailed", "reason"),
+        condition(&k, "stalled", "Stalled", "reason")
+    );
+
+    // A suspended object gets its finalizer, observedGeneration and lastHandledReconcileAt.
+    apply(
+        &k,
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata:\n  name: paused\n  namespace: default\n  annotations:\n    reconcile.fluxcd.io/requestedAt: now\nspec:\n  interval: 1h\n  suspend: true\n  url: oci://127.0.0.1:1/none\n",
+    );
+    test_support::e2e::eventually(
+        "the suspended object's status",
+        || (jsonpath(&k, "paused", "{.status.observedGeneration}") == "1").then_some(()),
+        || test_support::e2e::describe(&k, "paused"),
+    );
+    assert_eq!(
+        jsonpath(&k, "paused", "{.status.lastHandledReconcileAt}"),
+        "now"
+    );
+    assert_eq!(
+        jsonpath(&k, "paused", "{.metadata.finalizers[0]}"),
+        "finalizers.fluxcd.io"
+    );
+    assert_eq!(jsonpath(&k, "paused", "{.status.conditions}"), "");
+}

@@ -47,6 +47,9 @@ pub struct StepFailure {
     pub message: String,
     /// The revision resolved before the failure (`<tag>@sha256:<hex>`), if any.
     pub new_revision: Option<String>,
+    /// The reference that revision was resolved from (`<host>/<repo>:<tag>`, Flux's `ref` in
+    /// "new revision '…' for '…'"), if known.
+    pub new_reference: Option<String>,
 }
 
 impl StepFailure {
@@ -56,6 +59,7 @@ impl StepFailure {
             reason,
             message: message.into(),
             new_revision: None,
+            new_reference: None,
         }
     }
     pub(crate) fn fetch(reason: &'static str, message: impl Into<String>) -> Self {
@@ -78,6 +82,12 @@ impl StepFailure {
     pub(crate) fn with_revision(mut self, revision: &str) -> Self {
         self.new_revision = Some(revision.to_owned());
         self
+    }
+    /// The same failure, noting the revision resolved before it and the reference it was
+    /// resolved from.
+    pub(crate) fn with_resolved(mut self, revision: &str, reference: &str) -> Self {
+        self.new_reference = Some(reference.to_owned());
+        self.with_revision(revision)
     }
 }
 

@@ -62,9 +62,13 @@ fn mark_ready(status: &mut OCIRepositoryStatus, message: &str, generation: i64) 
 fn mark_failed(progress: &mut Progress, failure: &StepFailure, url: &str, generation: i64) {
     let (g, ts) = (Some(generation), now());
     let status = &mut progress.status;
-    if let Some(rev) = &failure.new_revision {
-        if status.artifact.is_some() {
-            let message = format!("new revision '{rev}' for '{url}'");
+    let stored = status.artifact.as_ref();
+    if let Some(rev) = &failure.new_revision
+        && !stored.is_some_and(|a| a.has_revision(rev))
+    {
+        let reference = failure.new_reference.as_deref().unwrap_or(url);
+        let message = format!("new revision '{rev}' for '{reference}'");
+        if stored.is_some() {
             let c = &mut status.conditions;
             conditions::mark_true(
                 c,
@@ -75,13 +79,14 @@ fn mark_failed(progress: &mut Progress, failure: &StepFailure, url: &str, genera
                 ts.clone(),
             );
         }
-        progress.reconciling = format!("building artifact: new revision '{rev}' for '{url}'");
+        progress.reconciling = format!("building artifact: {message}");
     }
     let (c, reason, message) = (&mut status.conditions, failure.reason, &failure.message);
     match failure.kind {
         FailureKind::Stalled => {
+            // As Flux's invalid-URL stall: FetchFailed says why too.
             conditions::delete(c, types::RECONCILING);
-            conditions::delete(c, types::FETCH_FAILED);
+            conditions::mark_true(c, types::FETCH_FAILED, reason, message, g, ts.clone());
             conditions::mark_true(c, types::STALLED, reason, message, g, ts.clone());
             status.observed_generation = Some(generation);
         }
@@ -131,6 +136,7 @@ impl OCIRepositoryReconciler {
             Source::Stored {
                 revision,
                 stored,
+                written_at,
                 annotations,
             } => {
                 self.update_latest_link(&stored.path).await;
@@ -142,7 +148,7 @@ impl OCIRepositoryReconciler {
                     path: stored.path,
                     revision: revision.clone(),
                     digest: stored.digest,
-                    last_update_time: now(),
+                    last_update_time: written_at,
                     size: Some(stored.size as i64),
                     metadata: annotations.filter(|a| !a.is_empty()),
                 });
@@ -160,6 +166,51 @@ impl OCIRepositoryReconciler {
             spec.interval,
             self.config.interval_jitter,
         )))
+    }
+
+    /// The progress update before a pull (Flux's deferred "building artifact" patch):
+    /// `ArtifactOutdated` when an artifact of another revision is stored, `Reconciling` and
+    /// `Ready=Unknown` saying which revision is being built, written at once. A retry whose
+    /// `Ready=False` already says why the last pull failed writes nothing (Ready stays False;
+    /// the failure's status write follows).
+    pub(super) async fn mark_building(
+        &self,
+        obj: &OCIRepository,
+        progress: &mut Progress,
+        revision: &str,
+        reference: &str,
+    ) {
+        let stored = progress.status.artifact.as_ref();
+        if stored.is_some_and(|a| a.has_revision(revision)) {
+            return; // Only the ignore rules or layer selector changed: no new revision.
+        }
+        let message = format!("new revision '{revision}' for '{reference}'");
+        progress.reconciling = format!("building artifact: {message}");
+        let generation = obj.metadata.generation;
+        let retry = conditions::get(&progress.status.conditions, types::READY)
+            .is_some_and(|r| r.status == "False" && r.observed_generation == generation);
+        if retry {
+            return;
+        }
+        let (ts, status) = (now(), &mut progress.status);
+        let c = &mut status.conditions;
+        if status.artifact.is_some() {
+            let r = reasons::NEW_REVISION;
+            conditions::mark_true(
+                c,
+                types::ARTIFACT_OUTDATED,
+                r,
+                &message,
+                generation,
+                ts.clone(),
+            );
+        }
+        let (r, m) = (reasons::PROGRESSING, &progress.reconciling);
+        conditions::mark_true(c, types::RECONCILING, r, m, generation, ts.clone());
+        conditions::mark_unknown(c, types::READY, r, m, generation, ts);
+        if let Err(error) = self.write_status(obj, progress).await {
+            tracing::warn!(error = %chain(&error), "writing the progress status failed");
+        }
     }
 
     /// `NewArtifact` for a new digest, `Succeeded` when recovering from a failure.
