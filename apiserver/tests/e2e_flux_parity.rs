@@ -346,3 +346,87 @@ fn status_details_as_flux_writes_them() {
     );
     assert_eq!(jsonpath(&k, "paused", "{.status.conditions}"), "");
 }
+
+/// `kubectl get --raw` of a server URL's path and query: the bytes, or kubectl's stderr.
+fn get_raw(k: &Kubectl, server: &ApiServer, url: &str) -> Result<Vec<u8>, String> {
+    let path = url
+        .strip_prefix(&server.url())
+        .unwrap_or_else(|| panic!("{url} is not on {}", server.url()));
+    let out = k.command(&["get", "--raw", path]).output().unwrap();
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn artifact_urls_name_their_revision() {
+    let registry = RegistryBuilder::new().start();
+    let url = registry.oci_url("urls/app");
+    push(
+        &format!("{url}:moving"),
+        &testdata("podinfo-kustomize"),
+        &["--insecure-registry"],
+    );
+    let server = server(&[]);
+    let k = Kubectl::new(None, &server.kubeconfig());
+    apply(
+        &k,
+        &oci_repository(
+            "v1",
+            "urls",
+            &format!("  interval: 1h\n  url: {url}\n  insecure: true\n  ref:\n    tag: moving\n"),
+        ),
+    );
+    wait_ready(&k, "urls", "True", Some("Succeeded"));
+    let first_url = jsonpath(&k, "urls", "{.status.artifact.url}");
+    let first_digest = jsonpath(&k, "urls", "{.status.artifact.digest}");
+    let latest = jsonpath(&k, "urls", "{.status.url}");
+    assert!(
+        first_url.contains("/artifact?revision=moving%40sha256%3A"),
+        "{first_url}"
+    );
+    assert!(
+        latest.ends_with("/ocirepositories/urls/artifact"),
+        "{latest}"
+    );
+    let bytes = get_raw(&k, &server, &first_url).unwrap();
+    assert_eq!(test_support::e2e::sha256(&bytes), first_digest);
+
+    // A new revision: the old URL is gone (404), the new one and status.url serve it.
+    let tree = tempfile::tempdir().unwrap();
+    test_support::e2e::copy_tree(&testdata("podinfo-kustomize"), tree.path());
+    std::fs::write(tree.path().join("extra.yaml"), "kind: ConfigMap\n").unwrap();
+    push(
+        &format!("{url}:moving"),
+        tree.path(),
+        &["--insecure-registry"],
+    );
+    k.run(&[
+        "annotate",
+        "--overwrite",
+        "ocirepository/urls",
+        "reconcile.fluxcd.io/requestedAt=moved",
+    ])
+    .ok();
+    let second_url = test_support::e2e::eventually(
+        "the new revision's URL",
+        || {
+            let u = jsonpath(&k, "urls", "{.status.artifact.url}");
+            (u != first_url).then_some(u)
+        },
+        || test_support::e2e::describe(&k, "urls"),
+    );
+    let second_digest = jsonpath(&k, "urls", "{.status.artifact.digest}");
+    assert_ne!(second_digest, first_digest);
+    let gone = get_raw(&k, &server, &first_url).expect_err("the old revision is gone");
+    assert!(
+        gone.contains("NotFound") && gone.contains("has no artifact of revision 'moving@sha256:"),
+        "{gone}"
+    );
+    let bytes = get_raw(&k, &server, &second_url).unwrap();
+    assert_eq!(test_support::e2e::sha256(&bytes), second_digest);
+    let bytes = get_raw(&k, &server, &latest).unwrap();
+    assert_eq!(test_support::e2e::sha256(&bytes), second_digest);
+}

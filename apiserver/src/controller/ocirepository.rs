@@ -51,21 +51,32 @@ pub enum ArtifactUrls {
 }
 
 impl ArtifactUrls {
-    fn artifact(&self, path: &str, ns: &str, name: &str) -> String {
+    /// `status.artifact.url`: the URL of that revision's file, so a consumer never gets
+    /// another revision than the digest it checks. Advertised: the file's path
+    /// (`…/<manifest hex>.tar.gz`), served while the file is kept (retention). Subresource:
+    /// `…/artifact?revision=<revision>` (query-encoded), 404 once another revision is
+    /// current.
+    fn artifact(&self, path: &str, ns: &str, name: &str, revision: &str) -> String {
         match self {
             ArtifactUrls::Advertised(addr) => format!("http://{addr}/{path}"),
-            ArtifactUrls::Subresource(base) => format!(
-                "{base}/apis/source.toolkit.fluxcd.io/v1/namespaces/{ns}/ocirepositories/{name}/artifact"
-            ),
+            ArtifactUrls::Subresource(_) => {
+                let query = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("revision", revision)
+                    .finish();
+                format!("{}?{query}", self.latest(ns, name))
+            }
         }
     }
 
+    /// `status.url`: whatever revision is current, as Flux's `latest.tar.gz` link.
     fn latest(&self, ns: &str, name: &str) -> String {
         match self {
             ArtifactUrls::Advertised(addr) => {
                 format!("http://{addr}/{ARTIFACT_KIND}/{ns}/{name}/latest.tar.gz")
             }
-            ArtifactUrls::Subresource(_) => self.artifact("", ns, name),
+            ArtifactUrls::Subresource(base) => format!(
+                "{base}/apis/source.toolkit.fluxcd.io/v1/namespaces/{ns}/ocirepositories/{name}/artifact"
+            ),
         }
     }
 }

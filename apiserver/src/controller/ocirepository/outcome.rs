@@ -144,7 +144,7 @@ impl OCIRepositoryReconciler {
                 let (ns, name) = (object.namespace.as_str(), object.name.as_str());
                 let status = &mut progress.status;
                 status.artifact = Some(Artifact {
-                    url: self.config.urls.artifact(&stored.path, ns, name),
+                    url: self.config.urls.artifact(&stored.path, ns, name, &revision),
                     path: stored.path,
                     revision: revision.clone(),
                     digest: stored.digest,
