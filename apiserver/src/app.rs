@@ -16,6 +16,8 @@ use crate::auth::{
     TokenFileAuthenticator,
 };
 use crate::config::Config;
+use crate::controller::events::notification::RetryPolicy;
+use crate::controller::events::{EventRecorder, NotificationRecorder};
 use crate::controller::{
     ArtifactUrls, Controller, ExponentialBackoff, LogRecorder, OCIRepositoryReconciler,
     ReconcilerConfig, SecretStore,
@@ -61,6 +63,9 @@ pub enum Error {
         /// The cause.
         source: storage::Error,
     },
+    /// The `--events-addr` HTTP client could not be built.
+    #[error("starting the --events-addr client")]
+    EventsClient(#[source] reqwest::Error),
     /// Binding the listen address failed.
     #[error("binding {addr}")]
     Bind {
@@ -181,11 +186,18 @@ impl App {
                 ArtifactUrls::Subresource(format!("https://{addr}"))
             }
         };
+        let events: Arc<dyn EventRecorder> = match &config.events_addr {
+            Some(addr) => Arc::new(
+                NotificationRecorder::start(addr.clone(), RetryPolicy::default())
+                    .map_err(Error::EventsClient)?,
+            ),
+            None => Arc::new(LogRecorder),
+        };
         let reconciler = OCIRepositoryReconciler::new(
             store.clone(),
             artifacts.clone(),
             Arc::new(SecretStore::new(config.secrets_dir.clone())),
-            Arc::new(LogRecorder),
+            events,
             ReconcilerConfig {
                 limits: config.artifact_limits,
                 retention_ttl: config.artifact_retention_ttl,

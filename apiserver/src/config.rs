@@ -112,6 +112,12 @@ pub struct ServeFlags {
     /// without it, the `artifact` subresource URL of this server.
     #[arg(long)]
     pub artifact_advertise_address: Option<String>,
+    /// Flux's notification-controller address (Flux's `--events-addr`, e.g.
+    /// `http://notification-controller.flux-system.svc.cluster.local./`): Normal and Warning
+    /// events are also POSTed there, as Flux's controllers do. Off by default (events are
+    /// logged).
+    #[arg(long)]
+    pub events_addr: Option<String>,
 }
 
 /// Validated configuration. Plain data: no sockets, no handles.
@@ -151,6 +157,8 @@ pub struct Config {
     pub artifact_listen: Option<SocketAddr>,
     /// `host:port` advertised in `status.artifact.url`; `None` advertises the subresource URL.
     pub artifact_advertise_address: Option<String>,
+    /// Where events are also posted (`--events-addr`, an `http(s)://` URL); `None` only logs.
+    pub events_addr: Option<url::Url>,
 }
 
 /// A flag combination that cannot work.
@@ -223,6 +231,17 @@ impl ServeFlags {
                 ));
             }
         }
+        let events_addr = match &self.events_addr {
+            None => None,
+            Some(addr) => Some(
+                url::Url::parse(addr)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or_else(|| {
+                        invalid("--events-addr", format!("{addr:?} is not an http(s) URL"))
+                    })?,
+            ),
+        };
         let secrets_dir = self
             .secrets_dir
             .unwrap_or_else(|| self.data_dir.join("secrets"));
@@ -247,6 +266,7 @@ impl ServeFlags {
             artifact_retention_records: self.artifact_retention_records,
             artifact_listen: self.artifact_listen,
             artifact_advertise_address: self.artifact_advertise_address,
+            events_addr,
         })
     }
 }

@@ -430,3 +430,88 @@ fn artifact_urls_name_their_revision() {
     let bytes = get_raw(&k, &server, &latest).unwrap();
     assert_eq!(test_support::e2e::sha256(&bytes), second_digest);
 }
+
+#[test]
+fn events_are_posted_to_notification_controller_as_flux_does() {
+    // The receiver fails the first two posts: the event still arrives, retried.
+    let receiver = test_support::notification::NotificationReceiver::start(2);
+    let registry = RegistryBuilder::new().start();
+    let url = registry.oci_url("events/app");
+    let digest = push(
+        &format!("{url}:v1"),
+        &testdata("podinfo-kustomize"),
+        &["--insecure-registry"],
+    );
+    let server = server(&["--events-addr", &receiver.url()]);
+    let k = Kubectl::new(None, &server.kubeconfig());
+    apply(
+        &k,
+        &oci_repository(
+            "v1",
+            "events",
+            &format!("  interval: 1h\n  url: {url}\n  insecure: true\n  ref:\n    tag: v1\n"),
+        ),
+    );
+    let port = test_support::tools::free_port();
+    apply(
+        &k,
+        &oci_repository(
+            "v1",
+            "broken",
+            &format!("  interval: 1h\n  url: oci://127.0.0.1:{port}/app\n  insecure: true\n"),
+        ),
+    );
+    wait_ready(&k, "events", "True", Some("Succeeded"));
+    let by_reason = |name: &str, reason: &str| {
+        receiver
+            .events()
+            .into_iter()
+            .find(|e| e["involvedObject"]["name"] == name && e["reason"] == reason)
+    };
+    let new_artifact = test_support::e2e::eventually(
+        "the NewArtifact event at the receiver",
+        || by_reason("events", "NewArtifact"),
+        || format!("{:?}\n{}", receiver.rejected(), server.log()),
+    );
+    assert_eq!(new_artifact["severity"], "info");
+    assert_eq!(new_artifact["involvedObject"]["kind"], "OCIRepository");
+    assert_eq!(new_artifact["involvedObject"]["namespace"], "default");
+    assert_eq!(new_artifact["reportingController"], "source-controller");
+    assert_eq!(
+        new_artifact["metadata"]["source.toolkit.fluxcd.io/revision"],
+        format!("v1@{digest}")
+    );
+    assert_eq!(
+        new_artifact["metadata"]["source.toolkit.fluxcd.io/digest"],
+        jsonpath(&k, "events", "{.status.artifact.digest}")
+    );
+    assert_eq!(
+        new_artifact["message"],
+        format!(
+            "stored artifact with revision 'v1@{digest}' from '{url}', origin source 'https://github.com/stefanprodan/podinfo', origin revision '6.5.0@sha1:0123456789abcdef0123456789abcdef01234567'"
+        )
+    );
+    let failure = test_support::e2e::eventually(
+        "the failure event at the receiver",
+        || by_reason("broken", "OCIArtifactPullFailed"),
+        || format!("{:?}\n{}", receiver.rejected(), server.log()),
+    );
+    assert_eq!(failure["severity"], "error");
+    assert!(receiver.rejected().is_empty(), "{:?}", receiver.rejected());
+    assert!(
+        receiver.requests() >= receiver.events().len() + 2,
+        "the two failed posts were retried"
+    );
+    // Trace events stay out of notification-controller; the log keeps every event.
+    assert!(
+        receiver
+            .events()
+            .iter()
+            .all(|e| e["reason"] != "ArtifactUpToDate"
+                && e["reason"] != "GarbageCollectionSucceeded")
+    );
+    assert!(
+        server.log().contains("NewArtifact"),
+        "standalone logging goes on"
+    );
+}

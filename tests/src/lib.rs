@@ -6,6 +6,7 @@
 pub mod e2e;
 pub mod front;
 pub mod kubectl;
+pub mod notification;
 pub mod pki;
 pub mod registry;
 pub mod server;
