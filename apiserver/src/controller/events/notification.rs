@@ -178,11 +178,7 @@ async fn post(client: &reqwest::Client, address: &url::Url, retry: &RetryPolicy,
                     .map(Duration::from_secs);
                 (retryable, after, format!("{address} answered {status}"))
             }
-            Err(e) => (
-                !e.is_builder(),
-                None,
-                format!("{}", super::super::runtime::chain(e)),
-            ),
+            Err(e) => (!e.is_builder(), None, super::super::runtime::chain(e)),
         };
         if !retryable || attempt >= retry.max_retries {
             tracing::warn!(reason = %event.reason, error = %why, "unable to record event");
