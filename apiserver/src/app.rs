@@ -16,6 +16,8 @@ use crate::auth::{
     StandaloneAuthorizer, TokenFileAuthenticator,
 };
 use crate::config::Config;
+use crate::controller::events::notification::RetryPolicy;
+use crate::controller::events::{EventRecorder, NotificationRecorder};
 use crate::controller::{
     ArtifactUrls, Controller, ExponentialBackoff, HelmChartConfig, HelmChartReconciler,
     HelmRepositoryReconciler, LogRecorder, OCIRepositoryReconciler, ReconcilerConfig, SecretStore,
@@ -64,6 +66,9 @@ pub enum Error {
     /// Setting up delegated authentication and authorisation failed (in-cluster mode).
     #[error("in-cluster mode")]
     InCluster(#[from] crate::auth::in_cluster::Error),
+    /// The `--events-addr` HTTP client could not be built.
+    #[error("starting the --events-addr client")]
+    EventsClient(#[source] reqwest::Error),
     /// Binding the listen address failed.
     #[error("binding {addr}")]
     Bind {
@@ -184,6 +189,13 @@ impl App {
             scratch_dir: config.data_dir.join("tmp"),
             interval_jitter: 0.05,
         };
+        let events: Arc<dyn EventRecorder> = match &config.events_addr {
+            Some(addr) => Arc::new(
+                NotificationRecorder::start(addr.clone(), RetryPolicy::default())
+                    .map_err(Error::EventsClient)?,
+            ),
+            None => Arc::new(LogRecorder),
+        };
         let secrets = Arc::new(SecretStore::new(config.secrets_dir.clone()));
         let helm_charts = Controller::new(
             store.clone(),
@@ -191,7 +203,7 @@ impl App {
                 store.clone(),
                 artifacts.clone(),
                 secrets.clone(),
-                Arc::new(LogRecorder),
+                events.clone(),
                 HelmChartConfig {
                     base: reconciler_config.clone(),
                     max_chart_bytes: config.helm_chart_max_size,
@@ -211,7 +223,7 @@ impl App {
             store.clone(),
             artifacts.clone(),
             secrets,
-            Arc::new(LogRecorder),
+            events,
             reconciler_config,
         );
         let controller = Controller::new(

@@ -122,6 +122,12 @@ pub struct ServeFlags {
     /// In-cluster (aggregated) mode: delegated authentication and authorisation.
     #[command(flatten)]
     pub delegation: DelegationFlags,
+    /// Flux's notification-controller address (Flux's `--events-addr`, e.g.
+    /// `http://notification-controller.flux-system.svc.cluster.local./`): Normal and Warning
+    /// events are also POSTed there, as Flux's controllers do. Off by default (events are
+    /// logged).
+    #[arg(long)]
+    pub events_addr: Option<String>,
 }
 
 /// Validated configuration. Plain data: no sockets, no handles.
@@ -167,6 +173,8 @@ pub struct Config {
     pub helm_chart_file_max_size: u64,
     /// Standalone or in-cluster, and the delegated authentication and authorisation settings.
     pub delegation: DelegationConfig,
+    /// Where events are also posted (`--events-addr`, an `http(s)://` URL); `None` only logs.
+    pub events_addr: Option<url::Url>,
 }
 
 /// A flag combination that cannot work.
@@ -241,6 +249,17 @@ impl ServeFlags {
         }
         let delegation = self.delegation.into_config(&ProcessEnvironment)?;
         let listen = delegation.listen(self.listen);
+        let events_addr = match &self.events_addr {
+            None => None,
+            Some(addr) => Some(
+                url::Url::parse(addr)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or_else(|| {
+                        invalid("--events-addr", format!("{addr:?} is not an http(s) URL"))
+                    })?,
+            ),
+        };
         let secrets_dir = self
             .secrets_dir
             .unwrap_or_else(|| self.data_dir.join("secrets"));
@@ -268,6 +287,7 @@ impl ServeFlags {
             helm_chart_max_size: self.helm_chart_max_size,
             helm_chart_file_max_size: self.helm_chart_file_max_size,
             delegation,
+            events_addr,
         })
     }
 }

@@ -84,8 +84,9 @@ fn push_apply_wait_and_download_in_both_versions() {
         assert_eq!(
             jsonpath(&k, name, "{.status.artifact.url}"),
             format!(
-                "{}/apis/source.toolkit.fluxcd.io/v1/namespaces/default/ocirepositories/{name}/artifact",
-                server.url()
+                "{}/apis/source.toolkit.fluxcd.io/v1/namespaces/default/ocirepositories/{name}/artifact?revision=6.5.0%40{}",
+                server.url(),
+                digest.replace(':', "%3A")
             )
         );
         assert_eq!(

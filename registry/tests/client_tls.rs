@@ -50,21 +50,28 @@ async fn trusts_the_registry_only_with_its_ca() {
     let err = wrong.blob_exists(&r, &d.digest).await.unwrap_err();
     assert!(matches!(err, Error::Tls { .. }), "{err:?}");
 
-    // Plain HTTP against a TLS port fails without hanging.
-    let plain = Client::new(ClientConfig {
+    // `insecure` without a CA: HTTPS without certificate verification (Flux's
+    // `spec.insecure` without `certSecretRef`), not plain HTTP against the TLS port.
+    let insecure = Client::new(ClientConfig {
         insecure: true,
         retry: no_retry(),
         ..ClientConfig::default()
     })
     .unwrap();
-    let err = plain.blob_exists(&r, &d.digest).await.unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Status { status: 400, .. } | Error::Transport { .. }
-        ),
-        "{err:?}"
-    );
+    assert!(insecure.blob_exists(&r, &d.digest).await.unwrap());
+    // `insecure` with a CA verifies with it; a certificate failure is not retried over HTTP.
+    let insecure_wrong_ca = Client::new(ClientConfig {
+        insecure: true,
+        ca_certs_pem: vec![other_ca.cert_pem().to_vec()],
+        retry: no_retry(),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let err = insecure_wrong_ca
+        .blob_exists(&r, &d.digest)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Tls { .. }), "{err:?}");
 }
 
 #[tokio::test]

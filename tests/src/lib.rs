@@ -11,6 +11,7 @@ pub mod https;
 pub mod in_process;
 pub mod kube_fake;
 pub mod kubectl;
+pub mod notification;
 pub mod pki;
 pub mod registry;
 pub mod server;

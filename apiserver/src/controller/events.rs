@@ -1,5 +1,7 @@
 //! Kubernetes-style events about reconciled objects, behind a trait: standalone mode logs them
-//! ([`LogRecorder`]); the in-cluster mode will write `events.k8s.io/v1` Events.
+//! ([`LogRecorder`]); with `--events-addr` they are also posted to Flux's
+//! notification-controller ([`NotificationRecorder`], `notification`); the in-cluster mode will
+//! write `events.k8s.io/v1` Events.
 //!
 //! Reasons and messages follow Flux (`flux-source-controller.md` §2.7): `NewArtifact`
 //! ("stored artifact with revision '…' from '…'"), `Succeeded` on recovery, the failure reason
@@ -7,6 +9,9 @@
 //! (`ArtifactUpToDate`, `GarbageCollectionSucceeded`).
 
 use std::collections::BTreeMap;
+
+pub mod notification;
+pub use notification::NotificationRecorder;
 
 /// The object an event is about.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -52,6 +52,9 @@ pub struct StepFailure {
     /// The revision resolved before the failure (`<tag>@sha256:<hex>`, a chart version), if
     /// any.
     pub new_revision: Option<String>,
+    /// The reference that revision was resolved from (`<host>/<repo>:<tag>`, Flux's `ref` in
+    /// "new revision '…' for '…'"), if known.
+    pub new_reference: Option<String>,
 }
 
 impl StepFailure {
@@ -61,6 +64,7 @@ impl StepFailure {
             reason,
             message: message.into(),
             new_revision: None,
+            new_reference: None,
         }
     }
     pub(crate) fn fetch(reason: &'static str, message: impl Into<String>) -> Self {
@@ -86,6 +90,12 @@ impl StepFailure {
     pub(crate) fn with_revision(mut self, revision: &str) -> Self {
         self.new_revision = Some(revision.to_owned());
         self
+    }
+    /// The same failure, noting the revision resolved before it and the reference it was
+    /// resolved from.
+    pub(crate) fn with_resolved(mut self, revision: &str, reference: &str) -> Self {
+        self.new_reference = Some(reference.to_owned());
+        self.with_revision(revision)
     }
 }
 
@@ -199,6 +209,8 @@ pub(crate) trait SourceStatus: Clone + std::fmt::Debug {
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
     /// Whether `status.artifact` is set.
     fn has_artifact(&self) -> bool;
+    /// Whether `status.artifact` is set and has `revision` (Flux's `HasRevision`).
+    fn artifact_has_revision(&self, revision: &str) -> bool;
     /// Sets `status.observedGeneration`.
     fn set_observed_generation(&mut self, generation: i64);
 }
@@ -209,6 +221,11 @@ impl SourceStatus for openapi::v1::OCIRepositoryStatus {
     }
     fn has_artifact(&self) -> bool {
         self.artifact.is_some()
+    }
+    fn artifact_has_revision(&self, revision: &str) -> bool {
+        self.artifact
+            .as_ref()
+            .is_some_and(|a| a.has_revision(revision))
     }
     fn set_observed_generation(&mut self, generation: i64) {
         self.observed_generation = Some(generation);
@@ -221,6 +238,11 @@ impl SourceStatus for openapi::v1::HelmChartStatus {
     }
     fn has_artifact(&self) -> bool {
         self.artifact.is_some()
+    }
+    fn artifact_has_revision(&self, revision: &str) -> bool {
+        self.artifact
+            .as_ref()
+            .is_some_and(|a| a.has_revision(revision))
     }
     fn set_observed_generation(&mut self, generation: i64) {
         self.observed_generation = Some(generation);
@@ -244,8 +266,9 @@ pub(crate) fn mark_progressing<S: SourceStatus>(progress: &mut Progress<S>, gene
 }
 
 /// The failing step's condition, then `Reconciling` (`ProgressingWithRetry`) and
-/// `Ready=False`, as Flux; a stalled failure sets `Stalled` instead of retrying. `url` names
-/// the source in the `ArtifactOutdated` message.
+/// `Ready=False`, as Flux; a stalled failure sets `Stalled` (and `FetchFailed`) instead of
+/// retrying. The `ArtifactOutdated` message names the resolved reference, else `url`; it is
+/// set only when the resolved revision differs from the stored artifact's.
 pub(crate) fn mark_failed<S: SourceStatus>(
     progress: &mut Progress<S>,
     failure: &StepFailure,
@@ -254,9 +277,12 @@ pub(crate) fn mark_failed<S: SourceStatus>(
 ) {
     let (g, ts) = (Some(generation), now());
     let status = &mut progress.status;
-    if let Some(rev) = &failure.new_revision {
+    if let Some(rev) = &failure.new_revision
+        && !status.artifact_has_revision(rev)
+    {
+        let reference = failure.new_reference.as_deref().unwrap_or(url);
+        let message = format!("new revision '{rev}' for '{reference}'");
         if status.has_artifact() {
-            let message = format!("new revision '{rev}' for '{url}'");
             let c = status.conditions_mut();
             conditions::mark_true(
                 c,
@@ -267,7 +293,7 @@ pub(crate) fn mark_failed<S: SourceStatus>(
                 ts.clone(),
             );
         }
-        progress.reconciling = format!("building artifact: new revision '{rev}' for '{url}'");
+        progress.reconciling = format!("building artifact: {message}");
     }
     let (reason, message) = (failure.reason, &failure.message);
     if failure.kind == FailureKind::Stalled {
@@ -276,8 +302,9 @@ pub(crate) fn mark_failed<S: SourceStatus>(
     let c = status.conditions_mut();
     match failure.kind {
         FailureKind::Stalled => {
+            // As Flux's invalid-URL stall: FetchFailed says why too.
             conditions::delete(c, types::RECONCILING);
-            conditions::delete(c, types::FETCH_FAILED);
+            conditions::mark_true(c, types::FETCH_FAILED, reason, message, g, ts.clone());
             conditions::mark_true(c, types::STALLED, reason, message, g, ts.clone());
         }
         FailureKind::Verify => {

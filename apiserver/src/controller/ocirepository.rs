@@ -51,21 +51,32 @@ pub enum ArtifactUrls {
 }
 
 impl ArtifactUrls {
-    fn artifact(&self, path: &str, ns: &str, name: &str) -> String {
+    /// `status.artifact.url`: the URL of that revision's file, so a consumer never gets
+    /// another revision than the digest it checks. Advertised: the file's path
+    /// (`…/<manifest hex>.tar.gz`), served while the file is kept (retention). Subresource:
+    /// `…/artifact?revision=<revision>` (query-encoded), 404 once another revision is
+    /// current.
+    fn artifact(&self, path: &str, ns: &str, name: &str, revision: &str) -> String {
         match self {
             ArtifactUrls::Advertised(addr) => format!("http://{addr}/{path}"),
-            ArtifactUrls::Subresource(base) => format!(
-                "{base}/apis/source.toolkit.fluxcd.io/v1/namespaces/{ns}/ocirepositories/{name}/artifact"
-            ),
+            ArtifactUrls::Subresource(_) => {
+                let query = url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("revision", revision)
+                    .finish();
+                format!("{}?{query}", self.latest(ns, name))
+            }
         }
     }
 
+    /// `status.url`: whatever revision is current, as Flux's `latest.tar.gz` link.
     fn latest(&self, ns: &str, name: &str) -> String {
         match self {
             ArtifactUrls::Advertised(addr) => {
                 format!("http://{addr}/{ARTIFACT_KIND}/{ns}/{name}/latest.tar.gz")
             }
-            ArtifactUrls::Subresource(_) => self.artifact("", ns, name),
+            ArtifactUrls::Subresource(base) => format!(
+                "{base}/apis/source.toolkit.fluxcd.io/v1/namespaces/{ns}/ocirepositories/{name}/artifact"
+            ),
         }
     }
 }
@@ -120,11 +131,11 @@ impl Reconcile for OCIRepositoryReconciler {
         if obj.metadata.deletion_timestamp.is_some() {
             return self.finalize(&obj, read).await;
         }
+        let read = self.ensure_finalizer(&obj, read).await?;
         if obj.spec.is_suspended() {
             tracing::debug!("suspended");
-            return Ok(Action::AwaitChange);
+            return self.suspended(&obj, read).await;
         }
-        let read = self.ensure_finalizer(&obj, read).await?;
         let mut progress = self.start(&obj, read).await?;
         self.check_storage(&obj, &mut progress).await?;
         let fail = |failure, progress| Error::Failed {
@@ -140,7 +151,7 @@ impl Reconcile for OCIRepositoryReconciler {
         {
             conditions::delete(&mut progress.status.conditions, types::SOURCE_VERIFIED);
         }
-        match self.source(&obj, &spec, &mut progress.status).await {
+        match self.source(&obj, &spec, &mut progress).await {
             Ok(source) => self.succeed(&obj, &spec, progress, source).await,
             Err(failure) => Err(fail(failure, progress)),
         }
@@ -232,6 +243,23 @@ impl OCIRepositoryReconciler {
             .await?)
     }
 
+    /// A suspended object, as Flux's: it has its finalizer (added before), and its status
+    /// records the generation and the reconcile request seen; nothing else changes.
+    async fn suspended(&self, obj: &OCIRepository, read: Value) -> Result<Action, Error> {
+        let mut status = obj.status.clone().unwrap_or_default();
+        status.observed_generation = obj.metadata.generation;
+        if let Some(requested) = requested_at(obj) {
+            status.last_handled_reconcile_at = Some(requested.clone());
+        }
+        let mut progress = Progress {
+            read,
+            status,
+            reconciling: String::new(),
+        };
+        self.write_status(obj, &mut progress).await?;
+        Ok(Action::AwaitChange)
+    }
+
     /// The starting status: the handled reconcile request and, for a new generation of an
     /// object whose `Ready` describes an older generation, `Reconciling`/`Ready=Unknown`
     /// written at once (as Flux), so `kubectl wait` after a spec change never sees the
@@ -240,12 +268,7 @@ impl OCIRepositoryReconciler {
     async fn start(&self, obj: &OCIRepository, read: Value) -> Result<Progress, Error> {
         let generation = obj.metadata.generation.unwrap_or(0);
         let mut status = obj.status.clone().unwrap_or_default();
-        if let Some(requested) = obj
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(RECONCILE_REQUEST_ANNOTATION))
-        {
+        if let Some(requested) = requested_at(obj) {
             status.last_handled_reconcile_at = Some(requested.clone());
         }
         let observed = status.observed_generation.unwrap_or(-1);
@@ -283,6 +306,14 @@ impl OCIRepositoryReconciler {
         }
         Ok(())
     }
+}
+
+/// The `reconcile.fluxcd.io/requestedAt` annotation, if set.
+fn requested_at(obj: &OCIRepository) -> Option<&String> {
+    obj.metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(RECONCILE_REQUEST_ANNOTATION))
 }
 
 fn key(obj: &OCIRepository) -> storage::ObjectKey {

@@ -33,13 +33,15 @@ pub(crate) struct AccessError {
 pub(crate) struct RegistryAccess {
     /// Namespace of the object (and so of its Secrets).
     pub namespace: String,
-    /// `spec.secretRef.name`: a `kubernetes.io/dockerconfigjson` Secret.
+    /// `spec.secretRef.name`: a `kubernetes.io/dockerconfigjson` or `kubernetes.io/dockercfg`
+    /// Secret.
     pub secret_ref: Option<String>,
     /// `spec.certSecretRef.name`: `ca.crt`, `tls.crt`, `tls.key` (or the legacy file names).
     pub cert_secret_ref: Option<String>,
     /// `spec.proxySecretRef.name`: `address`, `username`, `password`.
     pub proxy_secret_ref: Option<String>,
-    /// `spec.insecure`: the registry is spoken to over plain HTTP.
+    /// `spec.insecure`: HTTPS without certificate verification when no `certSecretRef` is set,
+    /// and plain HTTP for a registry that answers no TLS (see [`ClientConfig::insecure`]).
     pub insecure: bool,
     /// Whether `secret_ref` may instead hold `username` and `password` (HelmRepository's basic
     /// auth); otherwise it must be a `kubernetes.io/dockerconfigjson` Secret.
@@ -76,9 +78,32 @@ pub(crate) struct ClientCache {
 /// Most clients kept; the cache is emptied when it would grow past this.
 const MAX_CACHED_CLIENTS: usize = 4096;
 
+/// The registry credentials of a pull Secret, by its type.
+enum PullSecret {
+    /// `kubernetes.io/dockerconfigjson`: `.dockerconfigjson`, a docker `config.json`.
+    DockerConfigJson(Vec<u8>),
+    /// `kubernetes.io/dockercfg`: `.dockercfg`, the legacy `~/.dockercfg` (the `auths` map).
+    DockerCfg(Vec<u8>),
+}
+
+impl PullSecret {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            PullSecret::DockerConfigJson(b) | PullSecret::DockerCfg(b) => b,
+        }
+    }
+
+    fn parse(&self) -> registry::client::Result<DockerConfig> {
+        match self {
+            PullSecret::DockerConfigJson(b) => DockerConfig::from_json(b),
+            PullSecret::DockerCfg(b) => DockerConfig::from_legacy_json(b),
+        }
+    }
+}
+
 /// What the object's Secrets resolved to.
 struct Access {
-    docker_config: Option<Vec<u8>>,
+    docker_config: Option<PullSecret>,
     basic: Option<(String, String)>,
     ca: Option<Vec<u8>>,
     identity: Option<(Vec<u8>, Vec<u8>)>,
@@ -114,23 +139,31 @@ fn access(secrets: &SecretStore, spec: &RegistryAccess) -> Result<Access, Access
                 .get(k)
                 .map(|v| String::from_utf8_lossy(v).into_owned())
         };
+        // Both pull-secret types, as k8schain reads them; HelmRepositories also take
+        // `username`/`password` (Flux's basic auth for Helm registries).
         match (
             s.data.get(".dockerconfigjson"),
+            s.data.get(".dockercfg"),
             text("username"),
             text("password"),
         ) {
-            (Some(json), _, _) => out.docker_config = Some(json.clone()),
-            (None, Some(user), Some(password)) if spec.basic_auth => {
+            (Some(json), _, _, _) => {
+                out.docker_config = Some(PullSecret::DockerConfigJson(json.clone()));
+            }
+            (None, Some(legacy), _, _) => {
+                out.docker_config = Some(PullSecret::DockerCfg(legacy.clone()));
+            }
+            (None, None, Some(user), Some(password)) if spec.basic_auth => {
                 out.basic = Some((user, password));
             }
             _ if spec.basic_auth => {
                 return Err(auth(format!(
-                    "failed to get credential: secret '{ns}/{name}' has neither '.dockerconfigjson' nor both 'username' and 'password'"
+                    "failed to get credential: secret '{ns}/{name}' has neither '.dockerconfigjson', '.dockercfg' nor both 'username' and 'password'"
                 )));
             }
             _ => {
                 return Err(auth(format!(
-                    "failed to get credential: secret '{ns}/{name}' has no '.dockerconfigjson' key (type kubernetes.io/dockerconfigjson expected)"
+                    "failed to get credential: secret '{ns}/{name}' has neither a '.dockerconfigjson' nor a '.dockercfg' key (type kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg expected)"
                 )));
             }
         }
@@ -209,7 +242,12 @@ fn fingerprint(access: &Access, insecure: bool, timeout: Duration) -> String {
     };
     feed("insecure", Some(&[u8::from(insecure)]));
     feed("timeout", Some(&timeout.as_millis().to_le_bytes()));
-    feed("docker", access.docker_config.as_deref());
+    let docker = access.docker_config.as_ref();
+    feed("docker", docker.map(PullSecret::bytes));
+    feed(
+        "dockercfg",
+        Some(&[u8::from(matches!(docker, Some(PullSecret::DockerCfg(_))))]),
+    );
     let basic = access.basic.as_ref();
     feed("user", basic.map(|b| b.0.as_bytes()));
     feed("pass", basic.map(|b| b.1.as_bytes()));
@@ -245,8 +283,9 @@ impl ClientCache {
         }
         let auth = |message: String| AccessError { message };
         let credentials = match &access.docker_config {
-            Some(json) => Credentials::DockerConfig(
-                DockerConfig::from_json(json)
+            Some(secret) => Credentials::DockerConfig(
+                secret
+                    .parse()
                     .map_err(|e| auth(format!("failed to get credential: {}", chain(&e))))?,
             ),
             None => match &access.basic {

@@ -37,6 +37,8 @@ pub(crate) struct Options {
     pub(crate) allow_watch_bookmarks: bool,
     pub(crate) send_initial_events: Option<bool>,
     pub(crate) include_object: IncludeObject,
+    /// `revision` of the `artifact` subresource: serve only that artifact revision.
+    pub(crate) revision: Option<String>,
 }
 
 fn boolean(key: &str, value: &str) -> Result<bool, ApiError> {
@@ -114,6 +116,7 @@ impl Options {
                 }
                 "allowWatchBookmarks" => o.allow_watch_bookmarks = boolean(&key, &value)?,
                 "sendInitialEvents" => o.send_initial_events = Some(boolean(&key, &value)?),
+                "revision" => o.revision = Some(value),
                 "includeObject" => {
                     o.include_object = match value.as_str() {
                         "Object" => IncludeObject::Object,

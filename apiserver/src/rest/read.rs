@@ -70,7 +70,9 @@ pub(crate) async fn list(call: Call) -> Result<Response, ApiError> {
 
 /// `GET .../<name>/artifact`: streams the stored artifact tarball with `Content-Type:
 /// application/gzip`, `Content-Length` and `ETag` = the artifact digest (quoted). 404 with a
-/// `Status` while the object has no artifact or its file is missing.
+/// `Status` while the object has no artifact or its file is missing, and with `?revision=`
+/// when that is not the current `status.artifact.revision` (the URL in `status.artifact.url`
+/// names its revision, so a consumer never gets another one than the digest it checks).
 pub(crate) async fn artifact(call: Call) -> Result<Response, ApiError> {
     let (_, stored) = call.stored().await?;
     let no_artifact = || {
@@ -87,6 +89,17 @@ pub(crate) async fn artifact(call: Call) -> Result<Response, ApiError> {
     else {
         return Err(no_artifact());
     };
+    if let Some(wanted) = &call.options.revision
+        && artifact["revision"].as_str() != Some(wanted.as_str())
+    {
+        let mut err = no_artifact();
+        err.message = format!(
+            "{} \"{}\" has no artifact of revision '{wanted}' (gone, or not yet stored): read status.artifact again",
+            crate::http::error::group_resource(call.resource),
+            call.name()
+        );
+        return Err(err);
+    }
     match crate::artifacts::artifact_server::open(&call.state.artifacts, path, Some(digest)).await {
         Ok((file, size, _)) => Ok(crate::artifacts::artifact_server::response(
             file,

@@ -16,8 +16,13 @@ pub struct ClientConfig {
     /// off). Buffered bodies (manifests, tokens, tag pages) are bounded as a whole, and so is a
     /// credential helper run. Exceeding it gives [`Error::Timeout`](super::Error::Timeout). Default 60 s.
     pub timeout: Duration,
-    /// Talk plain HTTP to the registry (like Docker's `--insecure-registry`, Flux
-    /// `spec.insecure`). Default `false` (HTTPS).
+    /// An insecure registry, as Flux's `spec.insecure` and Docker's `--insecure-registry`
+    /// (go-containerregistry's `name.Insecure`): HTTPS is tried first, and plain HTTP when the
+    /// registry cannot be reached over TLS (it answers no TLS handshake, or refuses the
+    /// connection); the scheme that answered is kept for the client's life. Without
+    /// [`ca_certs_pem`](Self::ca_certs_pem) and [`client_identity`](Self::client_identity), the
+    /// server certificate is not verified (Flux's one `InsecureSkipVerify`: `spec.insecure`
+    /// without `certSecretRef`); with either, it is. Default `false` (HTTPS, verified).
     pub insecure: bool,
     /// Extra PEM CA certificates (each entry may hold several), trusted in addition to the system
     /// roots. Bad PEM gives [`Error::InvalidConfig`](super::Error::InvalidConfig) from [`Client::new`](super::Client::new).

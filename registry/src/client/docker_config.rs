@@ -1,5 +1,5 @@
 //! Docker config files (`~/.docker/config.json`, or a `kubernetes.io/dockerconfigjson` Secret's
-//! `.dockerconfigjson`) and docker credential helpers (`docker-credential-<name> get`).
+//! `.dockerconfigjson`; the legacy `.dockercfg` of a `kubernetes.io/dockercfg` Secret) and docker credential helpers (`docker-credential-<name> get`).
 //!
 //! Lookup follows docker/cli and go-containerregistry's default keychain: the keys tried are the
 //! repository (`ghcr.io/org/app`) and then the registry (`ghcr.io`); for each key
@@ -151,6 +151,25 @@ impl DockerConfig {
     /// base64 of `user:password` with a non-empty user.
     pub fn from_json(bytes: &[u8]) -> Result<Self> {
         Self::parse(bytes, None)
+    }
+
+    /// Parses the legacy `~/.dockercfg` format, the `.dockercfg` key of a
+    /// `kubernetes.io/dockercfg` Secret: the `auths` map itself at the top level
+    /// (`{"<registry>": {"auth": "..."}}`), as Kubernetes' credential provider and
+    /// go-containerregistry's k8schain read it.
+    ///
+    /// # Errors
+    /// [`Error::DockerConfig`] with `path: None` for JSON that is not an object, and as
+    /// [`from_json`](Self::from_json) for its entries.
+    pub fn from_legacy_json(bytes: &[u8]) -> Result<Self> {
+        let err = |message: String| Error::DockerConfig {
+            path: None,
+            message,
+        };
+        let auths: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(bytes).map_err(|e| err(format!("invalid JSON: {e}")))?;
+        let wrapped = serde_json::json!({ "auths": auths });
+        Self::parse(wrapped.to_string().as_bytes(), None)
     }
 
     /// Reads and parses a config file.
@@ -436,6 +455,21 @@ mod tests {
                 .unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
         assert!(DockerConfig::from_json(b"{}").unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_legacy_dockercfg_format_is_the_auths_map_itself() {
+        let json = format!(
+            r#"{{"https://reg.example:5000":{{"auth":"{}","email":"a@b"}}}}"#,
+            STANDARD.encode("alice:pw")
+        );
+        let c = DockerConfig::from_legacy_json(json.as_bytes()).unwrap();
+        let t = Duration::from_secs(5);
+        assert_eq!(
+            c.resolve("reg.example:5000", "app", t).await.unwrap(),
+            basic("alice", "pw")
+        );
+        assert!(DockerConfig::from_legacy_json(b"[]").is_err());
     }
 
     #[tokio::test]

@@ -50,14 +50,15 @@ pub(crate) fn classify(url: &str, e: reqwest::Error) -> Error {
         };
     }
     if e.is_connect() {
+        // The URL is in our message: the cause's copy of it would repeat it.
         Error::Connect {
             url: url.to_owned(),
-            source: e,
+            source: e.without_url(),
         }
     } else {
         Error::Transport {
             url: url.to_owned(),
-            source: e,
+            source: e.without_url(),
         }
     }
 }

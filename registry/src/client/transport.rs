@@ -86,6 +86,9 @@ pub(crate) struct Transport {
     tokens: parking_lot::Mutex<TokenCache>,
     challenges: parking_lot::Mutex<HashMap<String, Challenge>>,
     creds: parking_lot::Mutex<HashMap<String, Resolved>>,
+    /// With `insecure`: the scheme each registry answered on (`https` or `http`), learnt from
+    /// its first response.
+    schemes: parking_lot::Mutex<HashMap<String, &'static str>>,
 }
 
 impl Transport {
@@ -100,6 +103,12 @@ impl Transport {
             .read_timeout(config.timeout)
             .tls_built_in_root_certs(true)
             .min_tls_version(reqwest::tls::Version::TLS_1_2);
+        if skips_verification(&config) {
+            // Flux's one `InsecureSkipVerify`: `spec.insecure` without `certSecretRef`.
+            b = b
+                .danger_accept_invalid_certs(true)
+                .danger_accept_invalid_hostnames(true);
+        }
         for pem in &config.ca_certs_pem {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| invalid(format!("invalid CA certificate PEM: {e}")))?;
@@ -142,16 +151,19 @@ impl Transport {
             tokens: parking_lot::Mutex::new(TokenCache::default()),
             challenges: parking_lot::Mutex::new(HashMap::new()),
             creds: parking_lot::Mutex::new(HashMap::new()),
+            schemes: parking_lot::Mutex::new(HashMap::new()),
         })
     }
 
-    /// `https://<host>` (or `http://` when `insecure`); Docker Hub's API host for `docker.io`.
+    /// `https://<host>`, or `http://<host>` for an `insecure` registry that answered only plain
+    /// HTTP; Docker Hub's API host for `docker.io`.
     pub(crate) fn base_url(&self, registry: &str) -> String {
-        let scheme = if self.config.insecure {
-            "http"
-        } else {
-            "https"
-        };
+        let scheme = self
+            .schemes
+            .lock()
+            .get(registry)
+            .copied()
+            .unwrap_or("https");
         let host = if registry == "docker.io" || registry == "index.docker.io" {
             "registry-1.docker.io"
         } else {
@@ -192,6 +204,10 @@ impl Transport {
             .await?;
         let mut reauthenticated = false;
         let mut attempt = 1;
+        let mut url = req.url.clone();
+        if let Some(scheme) = self.schemes.lock().get(registry) {
+            let _ = url.set_scheme(scheme);
+        }
         loop {
             let auth = match self.authorization(registry, &scope, &creds).await {
                 Ok(a) => a,
@@ -202,7 +218,21 @@ impl Transport {
                 }
                 Err(e) => return Err(e),
             };
-            match self.execute(req, auth).await {
+            let result = self.execute(req, &url, auth).await;
+            if result.is_ok() {
+                self.schemes.lock().entry(registry.to_owned()).or_insert(
+                    if url.scheme() == "http" {
+                        "http"
+                    } else {
+                        "https"
+                    },
+                );
+            }
+            match result {
+                Err(e) if self.falls_back_to_http(registry, &url, &e) => {
+                    tracing::debug!(error = %e, "insecure registry: trying plain HTTP");
+                    let _ = url.set_scheme("http");
+                }
                 Err(e) if e.is_retryable() && attempt < self.config.retry.max_attempts => {
                     self.backoff(attempt, None, &e.to_string()).await;
                     attempt += 1;
@@ -244,7 +274,7 @@ impl Transport {
                     self.backoff(
                         attempt,
                         after,
-                        &format!("{} answered {}", req.url, resp.status()),
+                        &format!("{} answered {}", strip_query(&url), resp.status()),
                     )
                     .await;
                     attempt += 1;
@@ -252,6 +282,20 @@ impl Transport {
                 Ok(resp) => return Ok(resp),
             }
         }
+    }
+
+    /// Whether a failed HTTPS request to an `insecure` registry whose scheme is not known yet
+    /// is tried again over plain HTTP, as go-containerregistry does for `name.Insecure`
+    /// references (HTTPS first, then HTTP): when it could not connect, or the TLS handshake
+    /// failed for another reason than the certificate (the peer does not speak TLS).
+    fn falls_back_to_http(&self, registry: &str, url: &Url, e: &Error) -> bool {
+        let unknown = !self.schemes.lock().contains_key(registry);
+        let not_tls = match e {
+            Error::Connect { .. } => true,
+            Error::Tls { message, .. } => !message.contains("certificate"),
+            _ => false,
+        };
+        self.config.insecure && unknown && url.scheme() == "https" && not_tls
     }
 
     async fn backoff(&self, attempt: u32, retry_after: Option<Duration>, why: &str) {
@@ -390,11 +434,16 @@ impl Transport {
         })
     }
 
-    async fn execute(&self, req: &Req<'_>, auth: Option<HeaderValue>) -> Result<Response> {
-        let url_s = strip_query(&req.url);
+    async fn execute(
+        &self,
+        req: &Req<'_>,
+        url: &Url,
+        auth: Option<HeaderValue>,
+    ) -> Result<Response> {
+        let url_s = strip_query(url);
         let mut b = self
             .http
-            .request(req.method.clone(), req.url.clone())
+            .request(req.method.clone(), url.clone())
             .headers(req.headers.clone());
         if let Some(a) = auth {
             b = b.header(header::AUTHORIZATION, a);
@@ -452,6 +501,12 @@ impl Transport {
             .map_err(|_| Error::Timeout { url: url_s.clone() })?
             .map_err(|e| classify(&url_s, e))
     }
+}
+
+/// Whether certificate verification is off: `insecure` without a CA or client certificate
+/// (Flux: `spec.insecure` and no `certSecretRef`).
+fn skips_verification(config: &ClientConfig) -> bool {
+    config.insecure && config.ca_certs_pem.is_empty() && config.client_identity.is_none()
 }
 
 /// The bound on one request: `timeout`, plus one second per MiB of a file body so that a large

@@ -13,10 +13,11 @@ use super::{Client, Error, ProgressFn, Result};
 use crate::digest::Digest;
 use crate::reference::Reference;
 
-/// The upload session URL from `Location`, resolved against the request URL.
-pub(crate) fn location(resp: &Response, base: &Url) -> Option<Url> {
+/// The upload session URL from `Location`, resolved against the URL that answered (which
+/// has the scheme an `insecure` registry was reached with).
+pub(crate) fn location(resp: &Response, _request: &Url) -> Option<Url> {
     let loc = resp.headers().get(LOCATION)?.to_str().ok()?;
-    base.join(loc).ok()
+    resp.url().join(loc).ok()
 }
 
 /// `POST /v2/<name>/blobs/uploads/` → the session URL (202 + `Location`).

@@ -70,6 +70,7 @@ impl OCIRepositoryReconciler {
             Source::Stored {
                 revision,
                 stored,
+                written_at,
                 annotations,
             } => {
                 self.update_latest_link(&stored.path).await;
@@ -77,11 +78,11 @@ impl OCIRepositoryReconciler {
                 let (ns, name) = (object.namespace.as_str(), object.name.as_str());
                 let status = &mut progress.status;
                 status.artifact = Some(Artifact {
-                    url: self.config.urls.artifact(&stored.path, ns, name),
+                    url: self.config.urls.artifact(&stored.path, ns, name, &revision),
                     path: stored.path,
                     revision: revision.clone(),
                     digest: stored.digest,
-                    last_update_time: now(),
+                    last_update_time: written_at,
                     size: Some(stored.size as i64),
                     metadata: annotations.filter(|a| !a.is_empty()),
                 });
@@ -99,6 +100,51 @@ impl OCIRepositoryReconciler {
             spec.interval,
             self.config.interval_jitter,
         )))
+    }
+
+    /// The progress update before a pull (Flux's deferred "building artifact" patch):
+    /// `ArtifactOutdated` when an artifact of another revision is stored, `Reconciling` and
+    /// `Ready=Unknown` saying which revision is being built, written at once. A retry whose
+    /// `Ready=False` already says why the last pull failed writes nothing (Ready stays False;
+    /// the failure's status write follows).
+    pub(super) async fn mark_building(
+        &self,
+        obj: &OCIRepository,
+        progress: &mut Progress,
+        revision: &str,
+        reference: &str,
+    ) {
+        let stored = progress.status.artifact.as_ref();
+        if stored.is_some_and(|a| a.has_revision(revision)) {
+            return; // Only the ignore rules or layer selector changed: no new revision.
+        }
+        let message = format!("new revision '{revision}' for '{reference}'");
+        progress.reconciling = format!("building artifact: {message}");
+        let generation = obj.metadata.generation;
+        let retry = conditions::get(&progress.status.conditions, types::READY)
+            .is_some_and(|r| r.status == "False" && r.observed_generation == generation);
+        if retry {
+            return;
+        }
+        let (ts, status) = (now(), &mut progress.status);
+        let c = &mut status.conditions;
+        if status.artifact.is_some() {
+            let r = reasons::NEW_REVISION;
+            conditions::mark_true(
+                c,
+                types::ARTIFACT_OUTDATED,
+                r,
+                &message,
+                generation,
+                ts.clone(),
+            );
+        }
+        let (r, m) = (reasons::PROGRESSING, &progress.reconciling);
+        conditions::mark_true(c, types::RECONCILING, r, m, generation, ts.clone());
+        conditions::mark_unknown(c, types::READY, r, m, generation, ts);
+        if let Err(error) = self.write_status(obj, progress).await {
+            tracing::warn!(error = %chain(&error), "writing the progress status failed");
+        }
     }
 
     /// `NewArtifact` for a new digest, `Succeeded` when recovering from a failure.

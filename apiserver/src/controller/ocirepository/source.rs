@@ -17,7 +17,7 @@ use super::super::registry_access::{self as credentials, RegistryAccess};
 use super::super::runtime::chain;
 use super::failure::{StepFailure, client_failure, pull_failure};
 use super::spec::{Provider, RefSpec, Spec, Verification, VerifyProvider};
-use super::{ARTIFACT_KIND, OCIRepositoryReconciler, blocking, object_ref};
+use super::{ARTIFACT_KIND, OCIRepositoryReconciler, Progress, blocking, object_ref};
 
 /// Media type of Helm chart layers: semver tags use `_` for `+` (Helm's encoding).
 const HELM_CHART_CONTENT: &str = registry::manifest::media_types::HELM_CHART_CONTENT;
@@ -28,6 +28,8 @@ const HELM_CHART_CONTENT: &str = registry::manifest::media_types::HELM_CHART_CON
 pub(super) struct Resolved {
     pub(super) revision: String,
     pub(super) pull: Reference,
+    /// The reference resolved, as Flux prints it (`<host>/<repo>:<tag>` or `…@sha256:…`).
+    pub(super) reference: String,
 }
 
 /// The outcome of the source steps.
@@ -39,6 +41,8 @@ pub(super) enum Source {
     Stored {
         revision: String,
         stored: StoredArtifact,
+        /// When the archive was written (`status.artifact.lastUpdateTime`).
+        written_at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time,
         annotations: Option<BTreeMap<String, String>>,
     },
 }
@@ -87,27 +91,30 @@ impl OCIRepositoryReconciler {
         &self,
         obj: &Arc<OCIRepository>,
         spec: &Spec,
-        status: &mut OCIRepositoryStatus,
+        progress: &mut Progress,
     ) -> Result<Source, StepFailure> {
         let verification = preflight(spec)?;
         let deadline = Instant::now() + spec.timeout;
         let work = async {
             let client = self.credentials(obj, spec).await?;
             let resolved = self.resolve(&client, spec).await?;
-            let with_revision = |f: StepFailure| f.with_revision(&resolved.revision);
+            let with_revision =
+                |f: StepFailure| f.with_resolved(&resolved.revision, &resolved.reference);
             if let Some(how) = verification
-                && needs_verification(status, obj, &resolved)
+                && needs_verification(&progress.status, obj, &resolved)
             {
                 self.verify(&client, spec, &resolved, obj, how)
                     .await
                     .map_err(with_revision)?;
-                mark_verified(status, obj, &resolved.revision);
+                mark_verified(&mut progress.status, obj, &resolved.revision);
             }
-            if is_up_to_date(status, obj, &resolved) {
+            if is_up_to_date(&progress.status, obj, &resolved) {
                 return Ok(Source::UpToDate {
                     revision: resolved.revision,
                 });
             }
+            self.mark_building(obj, progress, &resolved.revision, &resolved.reference)
+                .await;
             tracing::info!(revision = %resolved.revision, "pulling new revision");
             let fetched = self
                 .pull(&client, spec, &resolved)
@@ -120,6 +127,7 @@ impl OCIRepositoryReconciler {
             Ok(Source::Stored {
                 revision: resolved.revision.clone(),
                 stored,
+                written_at: super::now(),
                 annotations: fetched.manifest.annotations,
             })
         };
@@ -157,9 +165,11 @@ impl OCIRepositoryReconciler {
         let url = &spec.url;
         let tag = match &spec.reference {
             RefSpec::Digest(digest) => {
+                let pull = spec.repository.with_digest(digest.clone());
                 return Ok(Resolved {
                     revision: digest.to_string(),
-                    pull: spec.repository.with_digest(digest.clone()),
+                    reference: pull.to_string(),
+                    pull,
                 });
             }
             RefSpec::Semver { constraint, filter } => {
@@ -175,7 +185,8 @@ impl OCIRepositoryReconciler {
             }
             RefSpec::Tag(tag) => tag.clone(),
         };
-        let descriptor = artifact::resolve(client, &spec.repository.with_tag(&tag))
+        let tagged = spec.repository.with_tag(&tag);
+        let descriptor = artifact::resolve(client, &tagged)
             .await
             .map_err(|e| match &e {
                 artifact::Error::GetManifest { source, .. } => client_failure(
@@ -191,6 +202,7 @@ impl OCIRepositoryReconciler {
         Ok(Resolved {
             revision: format!("{tag}@{}", descriptor.digest),
             pull: spec.repository.with_digest(descriptor.digest),
+            reference: tagged.to_string(),
         })
     }
 

@@ -89,7 +89,7 @@ impl OCIRepositoryReconciler {
                 let urls = &self.config.urls;
                 let (ns, name) = (object.namespace.as_str(), object.name.as_str());
                 if let Some(a) = status.artifact.as_mut() {
-                    a.url = urls.artifact(&a.path, ns, name);
+                    a.url = urls.artifact(&a.path, ns, name, &a.revision);
                 }
                 status.url = Some(urls.latest(ns, name));
                 return Ok(());

@@ -101,9 +101,17 @@ async fn an_intact_artifact_is_kept_with_its_urls() {
         .unwrap();
     let artifact = progress.status.artifact.expect("kept");
     assert!(
-        artifact
+        artifact.url.ends_with(
+            "/namespaces/default/ocirepositories/app/artifact?revision=latest%40sha256%3A0123"
+        ),
+        "the URL names the revision: {}",
+        artifact.url
+    );
+    assert!(
+        progress
+            .status
             .url
-            .ends_with("/namespaces/default/ocirepositories/app/artifact")
+            .is_some_and(|u| u.ends_with("/ocirepositories/app/artifact"))
     );
     assert!(f.events.0.lock().is_empty());
 }
