@@ -482,7 +482,11 @@ mod tests {
         let refused = access(&secrets, &spec)
             .err()
             .expect("dockerconfigjson expected");
-        assert!(refused.message.contains("has no '.dockerconfigjson' key"));
+        assert!(
+            refused
+                .message
+                .contains("has neither a '.dockerconfigjson' nor a '.dockercfg' key")
+        );
         spec.basic_auth = true;
         let access = access(&secrets, &spec).unwrap_or_else(|f| panic!("{f}"));
         assert_eq!(access.basic, Some(("u".to_owned(), "p".to_owned())));
