@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 
 pub mod e2e;
+pub mod etcd;
 pub mod front;
 pub mod kubectl;
 pub mod pki;
