@@ -62,15 +62,25 @@ impl EtcdCluster {
     /// When etcd is not installed or the cluster is not healthy within 60 s (the members'
     /// logs are printed).
     pub fn start(members: usize) -> Self {
-        let base = Path::new("/dev/shm");
-        let dir = if base.is_dir() {
-            tempfile::Builder::new()
-                .prefix("etcd-test")
-                .tempdir_in(base)
+        let shm = Path::new("/dev/shm");
+        let base = if shm.is_dir() {
+            shm.to_path_buf()
         } else {
-            tempfile::Builder::new().prefix("etcd-test").tempdir()
-        }
-        .expect("creating the etcd data directory");
+            std::env::temp_dir()
+        };
+        Self::start_in(members, &base)
+    }
+
+    /// Like [`EtcdCluster::start`], with the members' data in a new directory under `base`
+    /// (for benchmarks that must fsync to a real disk).
+    ///
+    /// # Panics
+    /// As [`EtcdCluster::start`].
+    pub fn start_in(members: usize, base: &Path) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("etcd-test")
+            .tempdir_in(base)
+            .expect("creating the etcd data directory");
         let ports: Vec<(u16, u16)> = (0..members).map(|_| (free_port(), free_port())).collect();
         let initial_cluster = ports
             .iter()
