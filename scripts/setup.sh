@@ -10,6 +10,9 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/env.sh"
 
 apt_packages=(docker-registry skopeo apache2-utils libssl-dev pkg-config curl jq time shellcheck)
+# The etcd backend: etcd-server/etcd-client for the storage suite's 3-member cluster,
+# protobuf-compiler for the etcd-client crate's build script.
+apt_packages+=(etcd-server etcd-client protobuf-compiler)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -23,6 +26,8 @@ fi
 # Debian starts the registry as a system service on port 5000; the tests start their own.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now docker-registry >/dev/null 2>&1 || true; fi
 pkill -f '^/usr/bin/docker-registry serve /etc/docker/registry/config.yml' 2>/dev/null || true
+# Debian's etcd-server starts a member on 2379/2380 as a system service; the tests start their own.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then
   echo "► installing cargo-nextest" >&2

@@ -55,6 +55,14 @@ pub enum Error {
         /// The cause.
         source: storage::Error,
     },
+    /// Connecting to the etcd cluster of `--etcd-servers` failed.
+    #[error("opening the etcd object store at {endpoints}")]
+    EtcdStore {
+        /// The endpoints, comma-separated.
+        endpoints: String,
+        /// The cause.
+        source: storage::Error,
+    },
     /// Opening the artifact store failed.
     #[error("opening the artifact store in {path}")]
     Artifacts {
@@ -85,7 +93,7 @@ pub struct App {
     listener: TcpListener,
     acceptor: Arc<openssl::ssl::SslAcceptor>,
     state: AppState,
-    store: Arc<storage::SqliteStore>,
+    store: StoreBackend,
     tracker: TaskTracker,
     local_addr: SocketAddr,
     kubeconfig: PathBuf,
@@ -131,14 +139,8 @@ impl App {
         let (acceptor, authenticator, authorizer, delegation) =
             authentication(&config, &cert, &key, &bootstrap).await?;
 
-        let db = config.data_dir.join("objects.db");
-        let store_config = storage::SqliteConfig {
-            retention: storage::Retention::Revisions(config.history_revisions),
-            ..storage::SqliteConfig::default()
-        };
-        let store = storage::SqliteStore::open(&db, store_config)
-            .await
-            .map_err(|source| Error::Store { path: db, source })?;
+        let backend = StoreBackend::open(&config).await?;
+        let store = backend.object_store();
 
         let listener = TcpListener::bind(config.listen)
             .await
@@ -248,7 +250,7 @@ impl App {
             listener,
             acceptor,
             state,
-            store,
+            store: backend,
             tracker: TaskTracker::new(),
             local_addr,
             kubeconfig,
@@ -388,4 +390,47 @@ async fn authentication(
         Arc::new(StandaloneAuthorizer),
         None,
     ))
+}
+
+/// The object store the server runs on: SQLite under `--data-dir` (the default), or the etcd
+/// cluster of `--etcd-servers`.
+#[derive(Clone, Debug)]
+enum StoreBackend {
+    Sqlite(Arc<storage::SqliteStore>),
+    Etcd(Arc<storage::EtcdStore>),
+}
+
+impl StoreBackend {
+    async fn open(config: &Config) -> Result<Self, Error> {
+        if let Some(etcd) = &config.etcd {
+            let endpoints = etcd.endpoints.join(",");
+            let store = storage::EtcdStore::open(etcd.clone())
+                .await
+                .map_err(|source| Error::EtcdStore { endpoints, source })?;
+            return Ok(Self::Etcd(store));
+        }
+        let db = config.data_dir.join("objects.db");
+        let store_config = storage::SqliteConfig {
+            retention: storage::Retention::Revisions(config.history_revisions),
+            ..storage::SqliteConfig::default()
+        };
+        let store = storage::SqliteStore::open(&db, store_config)
+            .await
+            .map_err(|source| Error::Store { path: db, source })?;
+        Ok(Self::Sqlite(store))
+    }
+
+    fn object_store(&self) -> Arc<dyn storage::ObjectStore> {
+        match self {
+            Self::Sqlite(store) => store.clone(),
+            Self::Etcd(store) => store.clone(),
+        }
+    }
+
+    async fn close(&self) -> storage::Result<()> {
+        match self {
+            Self::Sqlite(store) => store.close().await,
+            Self::Etcd(store) => store.close().await,
+        }
+    }
 }

@@ -128,6 +128,9 @@ pub struct ServeFlags {
     /// logged).
     #[arg(long)]
     pub events_addr: Option<String>,
+    /// The etcd backend (`--etcd-*`); SQLite under `--data-dir` without `--etcd-servers`.
+    #[command(flatten)]
+    pub etcd: EtcdFlags,
 }
 
 /// Validated configuration. Plain data: no sockets, no handles.
@@ -175,6 +178,9 @@ pub struct Config {
     pub delegation: DelegationConfig,
     /// Where events are also posted (`--events-addr`, an `http(s)://` URL); `None` only logs.
     pub events_addr: Option<url::Url>,
+    /// The etcd cluster to keep objects in; `None` (the default) keeps them in SQLite at
+    /// `<data-dir>/objects.db`.
+    pub etcd: Option<storage::EtcdConfig>,
 }
 
 /// A flag combination that cannot work.
@@ -260,6 +266,7 @@ impl ServeFlags {
                     })?,
             ),
         };
+        let etcd = self.etcd.into_config()?;
         let secrets_dir = self
             .secrets_dir
             .unwrap_or_else(|| self.data_dir.join("secrets"));
@@ -288,6 +295,7 @@ impl ServeFlags {
             helm_chart_file_max_size: self.helm_chart_file_max_size,
             delegation,
             events_addr,
+            etcd,
         })
     }
 }
@@ -545,6 +553,86 @@ impl DelegationConfig {
 }
 // ------------------------------------- end of in-cluster flags -------------------------------
 
+/// The etcd backend's flags, with kube-apiserver's names. Without `--etcd-servers` the server
+/// keeps its objects in SQLite under `--data-dir`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct EtcdFlags {
+    /// etcd client URLs (`http://host:2379` or `https://...`), comma-separated or repeated;
+    /// keeps objects in that etcd cluster instead of SQLite, so several replicas can share them.
+    #[arg(long, value_delimiter = ',')]
+    pub etcd_servers: Vec<String>,
+    /// Key prefix of every object in etcd.
+    #[arg(long, default_value = "/registry")]
+    pub etcd_prefix: String,
+    /// CA bundle (PEM) that verifies the etcd members' serving certificates.
+    #[arg(long)]
+    pub etcd_cafile: Option<PathBuf>,
+    /// Client certificate (PEM) presented to etcd. Needs `--etcd-keyfile`.
+    #[arg(long, requires = "etcd_keyfile")]
+    pub etcd_certfile: Option<PathBuf>,
+    /// Private key (PEM) of `--etcd-certfile`.
+    #[arg(long, requires = "etcd_certfile")]
+    pub etcd_keyfile: Option<PathBuf>,
+    /// Interval of the compaction of etcd's history, as a Go duration; `0` disables it (as
+    /// kube-apiserver's flag of the same name). Replicas coordinate, so the cluster is
+    /// compacted once per interval.
+    #[arg(long, default_value = "5m")]
+    pub etcd_compaction_interval: String,
+}
+
+impl EtcdFlags {
+    /// The etcd configuration, or `None` without `--etcd-servers`.
+    ///
+    /// # Errors
+    /// [`Error::MissingFile`] for a TLS file that does not exist; [`Error::InvalidValue`] for
+    /// a server that is not an `http(s)://` URL or an unparsable compaction interval.
+    pub fn into_config(self) -> Result<Option<storage::EtcdConfig>, Error> {
+        let servers: Vec<String> = self
+            .etcd_servers
+            .into_iter()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if servers.is_empty() {
+            return Ok(None);
+        }
+        let invalid = |flag: &'static str, message: String| Error::InvalidValue { flag, message };
+        if let Some(bad) = servers
+            .iter()
+            .find(|s| !s.starts_with("http://") && !s.starts_with("https://"))
+        {
+            return Err(invalid(
+                "--etcd-servers",
+                format!("{bad:?} is not an http:// or https:// URL"),
+            ));
+        }
+        for (flag, path) in [
+            ("--etcd-cafile", &self.etcd_cafile),
+            ("--etcd-certfile", &self.etcd_certfile),
+            ("--etcd-keyfile", &self.etcd_keyfile),
+        ] {
+            if let Some(p) = path.as_ref().filter(|p| !p.exists()) {
+                return Err(Error::MissingFile {
+                    flag,
+                    path: p.clone(),
+                });
+            }
+        }
+        let compaction_interval = openapi::parse_go_duration(&self.etcd_compaction_interval)
+            .map_err(|e| invalid("--etcd-compaction-interval", e.to_string()))?;
+        Ok(Some(storage::EtcdConfig {
+            prefix: self.etcd_prefix,
+            tls: storage::EtcdTls {
+                ca_file: self.etcd_cafile,
+                cert_file: self.etcd_certfile,
+                key_file: self.etcd_keyfile,
+            },
+            compaction_interval,
+            ..storage::EtcdConfig::new(servers)
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -574,6 +662,50 @@ mod tests {
         assert_eq!(config.artifact_retention_records, 2);
         assert!(config.artifact_listen.is_none());
         assert!(config.artifact_advertise_address.is_none());
+        assert!(config.etcd.is_none(), "SQLite is the default");
+    }
+
+    #[test]
+    fn etcd_flags_select_etcd_with_kube_apiservers_defaults() {
+        let flags = Flags::try_parse_from([
+            "source-apiserver",
+            "--etcd-servers",
+            "http://127.0.0.1:2379,http://127.0.0.1:22379",
+        ])
+        .unwrap();
+        let etcd = flags.serve.into_config().unwrap().etcd.unwrap();
+        assert_eq!(
+            etcd.endpoints,
+            ["http://127.0.0.1:2379", "http://127.0.0.1:22379"]
+        );
+        assert_eq!(etcd.prefix, "/registry");
+        assert_eq!(etcd.compaction_interval, Duration::from_secs(300));
+        for (args, want) in [
+            (vec!["--etcd-servers", "127.0.0.1:2379"], "--etcd-servers"),
+            (
+                vec![
+                    "--etcd-servers",
+                    "http://e:2379",
+                    "--etcd-compaction-interval",
+                    "x",
+                ],
+                "--etcd-compaction-interval",
+            ),
+            (
+                vec![
+                    "--etcd-servers",
+                    "http://e:2379",
+                    "--etcd-cafile",
+                    "/nonexistent/ca",
+                ],
+                "--etcd-cafile",
+            ),
+        ] {
+            let flags =
+                Flags::try_parse_from(std::iter::once("source-apiserver").chain(args)).unwrap();
+            let err = flags.serve.into_config().unwrap_err().to_string();
+            assert!(err.starts_with(want), "{err}");
+        }
     }
 
     #[test]

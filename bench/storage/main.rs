@@ -7,7 +7,9 @@
 //!
 //! Reports creates/s with 1 and 16 concurrent writers (`synchronous=FULL`, group commit), get
 //! latency p50/p99, the time to list 10,000 objects (one page, and pages of 500), and watch
-//! delivery latency p50/p99 (from the write call to the event reaching a watcher).
+//! delivery latency p50/p99 (from the write call to the event reaching a watcher); and the
+//! same durable 16-writer creates on etcd (a 3-member cluster of Debian's `etcd-server`
+//! started on loopback, its data on the same file system), beside SQLite's, in one run.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,8 +17,13 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use serde_json::{Value, json};
 use storage::{
-    ListOptions, ObjectStore, ResourceKey, SqliteConfig, SqliteStore, WatchOptions, WriteOptions,
+    EtcdConfig, EtcdStore, ListOptions, ObjectStore, ResourceKey, SqliteConfig, SqliteStore,
+    WatchOptions, WriteOptions,
 };
+
+#[path = "../../tests/src/etcd.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod etcd_cluster;
 
 const TOTAL: usize = 10_000;
 
@@ -48,8 +55,8 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1000.0)
 }
 
-async fn creates(
-    store: &Arc<SqliteStore>,
+async fn creates<S: ObjectStore + ?Sized>(
+    store: &Arc<S>,
     repos: &ResourceKey,
     writers: usize,
     count: usize,
@@ -81,6 +88,21 @@ async fn creates(
     count as f64 / start.elapsed().as_secs_f64()
 }
 
+/// 16-writer creates on a 3-member etcd cluster whose data is under `base` (every create is
+/// a raft commit, fsynced by a quorum of members before it is acknowledged).
+async fn etcd_creates(base: &std::path::Path, repos: &ResourceKey) -> f64 {
+    let cluster = etcd_cluster::EtcdCluster::start_in(3, base);
+    let store = EtcdStore::open(EtcdConfig {
+        compaction_interval: Duration::ZERO,
+        ..EtcdConfig::new(cluster.endpoints())
+    })
+    .await
+    .unwrap();
+    let rate = creates(&store, repos, 16, 4_000, "sixteen").await;
+    store.close().await.unwrap();
+    rate
+}
+
 #[tokio::main]
 async fn main() {
     let base = std::env::var_os("STORAGE_BENCH_DIR")
@@ -104,6 +126,10 @@ async fn main() {
     println!("creates/s, 1 writer:   {one:.0}");
     let sixteen = creates(&store, &repos, 16, 4_000, "sixteen").await;
     println!("creates/s, 16 writers: {sixteen:.0}");
+    let etcd_sixteen = etcd_creates(&base, &repos).await;
+    println!(
+        "creates/s, 16 writers, durable: SQLite {sixteen:.0}, etcd (3 members) {etcd_sixteen:.0}"
+    );
     let sixtyfour = creates(&store, &repos, 64, 5_000, "sixtyfour").await;
     println!("creates/s, 64 writers: {sixtyfour:.0}");
     let count = store

@@ -87,6 +87,23 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    /// An etcd request failed (the cluster is unreachable, has no leader, or refused it).
+    #[error("etcd: {operation}")]
+    Etcd {
+        /// What the store was doing, e.g. `create`, `list`, `watch`.
+        operation: &'static str,
+        /// The etcd client's error.
+        #[source]
+        source: etcd_client::Error,
+    },
+    /// No etcd member answered within the dial timeout (`--etcd-servers`).
+    #[error("etcd: no member of {endpoints} answered within {} s", .timeout.as_secs())]
+    EtcdUnavailable {
+        /// The endpoints tried, comma-separated.
+        endpoints: String,
+        /// How long the store waited.
+        timeout: std::time::Duration,
+    },
     /// The group transaction this write was part of failed and was rolled back; nothing of
     /// it was stored.
     #[error("the storage transaction failed: {message}")]
@@ -202,6 +219,7 @@ impl Error {
             | Error::InvalidContinue { .. } => 400,
             Error::Invalid { .. } => 422,
             Error::Closed
+            | Error::EtcdUnavailable { .. }
             | Error::ArtifactDigestMismatch { .. }
             | Error::ArtifactDigestUnknown { .. } => 503,
             _ => 500,
@@ -220,6 +238,7 @@ impl Error {
             | Error::InvalidContinue { .. } => "BadRequest",
             Error::Invalid { .. } => "Invalid",
             Error::Closed
+            | Error::EtcdUnavailable { .. }
             | Error::ArtifactDigestMismatch { .. }
             | Error::ArtifactDigestUnknown { .. } => "ServiceUnavailable",
             _ => "InternalError",

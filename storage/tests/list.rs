@@ -3,10 +3,7 @@
 mod support;
 
 use serde_json::json;
-use storage::{
-    DeleteOptions, Error, ListOptions, ObjectStore, Retention, SqliteConfig, UpdatePart,
-    WriteOptions,
-};
+use storage::{DeleteOptions, Error, ListOptions, UpdatePart, WriteOptions};
 use support::*;
 
 const W: WriteOptions = WriteOptions { dry_run: false };
@@ -24,7 +21,7 @@ fn names(items: &[serde_json::Value]) -> Vec<String> {
         .collect()
 }
 
-async fn seed(t: &TestStore) {
+async fn seed(t: &Subject) {
     for (ns, name, labels) in [
         ("b", "one", json!({"app": "web", "tier": "front"})),
         ("a", "two", json!({"app": "db"})),
@@ -38,9 +35,8 @@ async fn seed(t: &TestStore) {
     }
 }
 
-#[tokio::test]
-async fn lists_are_sorted_by_namespace_and_name_and_scoped() {
-    let t = open().await;
+async fn lists_are_sorted_by_namespace_and_name_and_scoped(b: Backend) {
+    let t = b.open().await;
     seed(&t).await;
     let all = t
         .store
@@ -48,7 +44,7 @@ async fn lists_are_sorted_by_namespace_and_name_and_scoped() {
         .await
         .unwrap();
     assert_eq!(names(&all.items), ["a/one", "a/two", "b/one", "c/three"]);
-    assert_eq!(all.resource_version.0, 4);
+    assert_eq!(all.resource_version.0, t.rev(4));
     assert_eq!(all.continue_token, None);
     assert_eq!(all.remaining_item_count, None);
     let a = t
@@ -68,9 +64,8 @@ async fn lists_are_sorted_by_namespace_and_name_and_scoped() {
     );
 }
 
-#[tokio::test]
-async fn label_and_field_selectors_filter_lists() {
-    let t = open().await;
+async fn label_and_field_selectors_filter_lists(b: Backend) {
+    let t = b.open().await;
     seed(&t).await;
     let list = |l: Option<&str>, f: Option<&str>| {
         let opts = ListOptions {
@@ -127,9 +122,8 @@ async fn label_and_field_selectors_filter_lists() {
     assert!(matches!(err, Error::InvalidSelector { .. }), "{err:?}");
 }
 
-#[tokio::test]
-async fn pages_form_one_consistent_snapshot() {
-    let t = open().await;
+async fn pages_form_one_consistent_snapshot(b: Backend) {
+    let t = b.open().await;
     for i in 0..10 {
         let name = format!("o{i}");
         t.store
@@ -204,9 +198,8 @@ async fn pages_form_one_consistent_snapshot() {
     assert!(!names(&now.items).contains(&"ns/o5".to_string()));
 }
 
-#[tokio::test]
-async fn a_selector_page_continues_only_when_more_items_match() {
-    let t = open().await;
+async fn a_selector_page_continues_only_when_more_items_match(b: Backend) {
+    let t = b.open().await;
     for i in 0..6 {
         let name = format!("o{i}");
         let app = if i % 2 == 0 { "web" } else { "db" };
@@ -247,13 +240,13 @@ async fn a_selector_page_continues_only_when_more_items_match() {
     assert_eq!(second.continue_token, None);
 }
 
-#[tokio::test]
-async fn a_compacted_continue_token_is_expired_and_a_garbled_one_invalid() {
-    let t = open_with(SqliteConfig {
-        retention: Retention::Revisions(2),
-        ..Default::default()
-    })
-    .await;
+async fn a_compacted_continue_token_is_expired_and_a_garbled_one_invalid(b: Backend) {
+    let t = b
+        .open_with(Options {
+            keep_revisions: Some(2),
+            ..Options::default()
+        })
+        .await;
     for i in 0..5 {
         let name = format!("o{i}");
         t.store
@@ -280,7 +273,7 @@ async fn a_compacted_continue_token_is_expired_and_a_garbled_one_invalid() {
             .await
             .unwrap();
     }
-    assert_eq!(t.store.compact().await.unwrap().0, 8);
+    assert_eq!(t.compact().await, t.rev(8));
     let err = t
         .store
         .list(
@@ -321,9 +314,8 @@ async fn a_compacted_continue_token_is_expired_and_a_garbled_one_invalid() {
     }
 }
 
-#[tokio::test]
-async fn two_thousand_objects_written_concurrently_list_in_one_sorted_page() {
-    let t = open().await;
+async fn two_thousand_objects_written_concurrently_list_in_one_sorted_page(b: Backend) {
+    let t = b.open().await;
     let mut tasks = Vec::new();
     for w in 0..16 {
         let store = t.store.clone();
@@ -354,9 +346,8 @@ async fn two_thousand_objects_written_concurrently_list_in_one_sorted_page() {
     );
 }
 
-#[tokio::test]
-async fn a_paged_selector_list_uses_labels_as_of_the_snapshot() {
-    let t = open().await;
+async fn a_paged_selector_list_uses_labels_as_of_the_snapshot(b: Backend) {
+    let t = b.open().await;
     for i in 0..4 {
         let name = format!("o{i}");
         t.store
@@ -412,9 +403,8 @@ async fn a_paged_selector_list_uses_labels_as_of_the_snapshot() {
     assert_eq!(rest[1]["metadata"]["labels"]["app"], "web");
 }
 
-#[tokio::test]
-async fn list_raw_is_the_same_page_as_stored_text() {
-    let t = open().await;
+async fn list_raw_is_the_same_page_as_stored_text(b: Backend) {
+    let t = b.open().await;
     for name in ["a", "b", "c"] {
         t.store
             .create(&key("ns", name), repo(name), W)
@@ -452,3 +442,14 @@ async fn list_raw_is_the_same_page_as_stored_text() {
     assert_eq!(rest.items.len(), 1);
     assert!(rest.items[0].contains("\"name\":\"c\""));
 }
+
+on_both_backends!(
+    lists_are_sorted_by_namespace_and_name_and_scoped,
+    label_and_field_selectors_filter_lists,
+    pages_form_one_consistent_snapshot,
+    a_selector_page_continues_only_when_more_items_match,
+    two_thousand_objects_written_concurrently_list_in_one_sorted_page,
+    a_paged_selector_list_uses_labels_as_of_the_snapshot,
+    list_raw_is_the_same_page_as_stored_text,
+    a_compacted_continue_token_is_expired_and_a_garbled_one_invalid,
+);

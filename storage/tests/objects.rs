@@ -10,9 +10,8 @@ use support::*;
 
 const W: WriteOptions = WriteOptions { dry_run: false };
 
-#[tokio::test]
-async fn create_sets_system_metadata_and_keeps_the_given_status() {
-    let t = open().await;
+async fn create_sets_system_metadata_and_keeps_the_given_status(b: Backend) {
+    let t = b.open().await;
     let mut obj = repo("a");
     obj["status"] = json!({"x": 1});
     obj["metadata"]["generation"] = json!(7);
@@ -26,14 +25,13 @@ async fn create_sets_system_metadata_and_keeps_the_given_status() {
     assert!(ts.len() == 20 && ts.ends_with('Z'), "{ts}");
     assert!(m.get("deletionTimestamp").is_none());
     assert_eq!(stored["status"], json!({"x": 1}));
-    assert_eq!(rv(&stored), 1);
+    assert_eq!(rv(&stored), t.rev(1));
     assert_eq!(t.store.get(&key("ns", "a")).await.unwrap(), stored);
-    assert_eq!(t.store.current_revision().await.unwrap().0, 1);
+    assert_eq!(t.revisions().await, 1);
 }
 
-#[tokio::test]
-async fn create_errors_match_kubernetes() {
-    let t = open().await;
+async fn create_errors_match_kubernetes(b: Backend) {
+    let t = b.open().await;
     t.store.create(&key("ns", "a"), repo("a"), W).await.unwrap();
     let err = t
         .store
@@ -93,12 +91,11 @@ async fn create_errors_match_kubernetes() {
         "{err:?}"
     );
     // failed writes do not consume revisions
-    assert_eq!(t.store.current_revision().await.unwrap().0, 1);
+    assert_eq!(t.revisions().await, 1);
 }
 
-#[tokio::test]
-async fn get_of_a_missing_object_is_not_found() {
-    let t = open().await;
+async fn get_of_a_missing_object_is_not_found(b: Backend) {
+    let t = b.open().await;
     let err = t.store.get(&key("ns", "x")).await.unwrap_err();
     assert!(err.is_not_found());
     assert_eq!(err.status_code(), 404);
@@ -120,9 +117,8 @@ async fn get_of_a_missing_object_is_not_found() {
     assert!(err.is_not_found());
 }
 
-#[tokio::test]
-async fn update_with_a_stale_resource_version_conflicts() {
-    let t = open().await;
+async fn update_with_a_stale_resource_version_conflicts(b: Backend) {
+    let t = b.open().await;
     let k = key("ns", "a");
     let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
     let mut change = v1.clone();
@@ -177,9 +173,8 @@ async fn update_with_a_stale_resource_version_conflicts() {
     assert!(err.is_invalid(), "{err:?}");
 }
 
-#[tokio::test]
-async fn generation_bumps_only_on_spec_changes() {
-    let t = open().await;
+async fn generation_bumps_only_on_spec_changes(b: Backend) {
+    let t = b.open().await;
     let k = key("ns", "a");
     let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
     // metadata-only change: new resourceVersion, same generation
@@ -212,9 +207,8 @@ async fn generation_bumps_only_on_spec_changes() {
     );
 }
 
-#[tokio::test]
-async fn status_updates_never_touch_spec_or_metadata() {
-    let t = open().await;
+async fn status_updates_never_touch_spec_or_metadata(b: Backend) {
+    let t = b.open().await;
     let k = key("ns", "a");
     let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
     let mut st = v1.clone();
@@ -254,9 +248,8 @@ async fn status_updates_never_touch_spec_or_metadata() {
     );
 }
 
-#[tokio::test]
-async fn a_write_that_changes_nothing_keeps_the_resource_version() {
-    let t = open().await;
+async fn a_write_that_changes_nothing_keeps_the_resource_version(b: Backend) {
+    let t = b.open().await;
     let k = key("ns", "a");
     let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
     let same = t
@@ -289,9 +282,8 @@ async fn a_write_that_changes_nothing_keeps_the_resource_version() {
     assert_eq!(t.store.current_revision().await.unwrap().0, rv(&v1));
 }
 
-#[tokio::test]
-async fn delete_without_finalizers_removes_the_object() {
-    let t = open().await;
+async fn delete_without_finalizers_removes_the_object(b: Backend) {
+    let t = b.open().await;
     let k = key("ns", "a");
     let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
     let DeleteOutcome::Deleted(last) = t.store.delete(&k, DeleteOptions::default()).await.unwrap()
@@ -305,9 +297,8 @@ async fn delete_without_finalizers_removes_the_object() {
     t.store.create(&k, repo("a"), W).await.unwrap();
 }
 
-#[tokio::test]
-async fn delete_preconditions_conflict_on_mismatch() {
-    let t = open().await;
+async fn delete_preconditions_conflict_on_mismatch(b: Backend) {
+    let t = b.open().await;
     let k = key("ns", "a");
     let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
     let wrong_uid = DeleteOptions {
@@ -343,9 +334,8 @@ async fn delete_preconditions_conflict_on_mismatch() {
     ));
 }
 
-#[tokio::test]
-async fn finalizers_keep_a_deleted_object_until_the_last_one_is_removed() {
-    let t = open().await;
+async fn finalizers_keep_a_deleted_object_until_the_last_one_is_removed(b: Backend) {
+    let t = b.open().await;
     let k = key("ns", "a");
     t.store
         .create(&k, with_finalizer(repo("a"), "example.com/f"), W)
@@ -399,9 +389,8 @@ async fn finalizers_keep_a_deleted_object_until_the_last_one_is_removed() {
     assert!(t.store.get(&k).await.unwrap_err().is_not_found());
 }
 
-#[tokio::test]
-async fn delete_collection_respects_selectors_and_finalizers() {
-    let t = open().await;
+async fn delete_collection_respects_selectors_and_finalizers(b: Backend) {
+    let t = b.open().await;
     for (ns, name, team) in [
         ("a", "x", "red"),
         ("a", "y", "blue"),
@@ -465,16 +454,15 @@ async fn delete_collection_respects_selectors_and_finalizers() {
     assert!(matches!(err, Error::InvalidFieldSelector { .. }));
 }
 
-#[tokio::test]
-async fn dry_run_writes_change_nothing() {
-    let t = open().await;
+async fn dry_run_writes_change_nothing(b: Backend) {
+    let t = b.open().await;
     let dry = WriteOptions { dry_run: true };
     let k = key("ns", "a");
     let created = t.store.create(&k, repo("a"), dry).await.unwrap();
     assert!(created["metadata"].get("resourceVersion").is_none());
     assert_eq!(created["metadata"]["generation"], 1);
     assert!(t.store.get(&k).await.unwrap_err().is_not_found());
-    assert_eq!(t.store.current_revision().await.unwrap().0, 0);
+    assert_eq!(t.revisions().await, 0);
 
     let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
     let mut change = v1.clone();
@@ -503,31 +491,26 @@ async fn dry_run_writes_change_nothing() {
     assert_eq!(t.store.current_revision().await.unwrap().0, rv(&v1));
 }
 
-#[tokio::test]
-async fn data_and_revisions_survive_a_reopen() {
-    let t = open().await;
-    let path = t.dir.path().join("db.sqlite");
+async fn data_and_revisions_survive_a_reopen(b: Backend) {
+    let t = b.open().await;
     let v = t.store.create(&key("ns", "a"), repo("a"), W).await.unwrap();
-    t.store.close().await.unwrap();
+    t.close().await;
     assert!(matches!(
         t.store.get(&key("ns", "a")).await.unwrap_err(),
         Error::Closed
     ));
-    let reopened = storage::SqliteStore::open(&path, Default::default())
-        .await
-        .unwrap();
+    // SQLite: the same file opened again; etcd: another client, as another replica
+    let reopened = t.reopen().await;
     assert_eq!(reopened.get(&key("ns", "a")).await.unwrap(), v);
     let v2 = reopened
         .create(&key("ns", "b"), repo("b"), W)
         .await
         .unwrap();
     assert!(rv(&v2) > rv(&v));
-    assert_eq!(reopened.integrity_check().await.unwrap(), "ok");
 }
 
-#[tokio::test]
-async fn concurrent_writers_get_distinct_increasing_revisions() {
-    let t = open().await;
+async fn concurrent_writers_get_distinct_increasing_revisions(b: Backend) {
+    let t = b.open().await;
     let mut tasks = Vec::new();
     for i in 0..32 {
         let store = t.store.clone();
@@ -552,15 +535,14 @@ async fn concurrent_writers_get_distinct_increasing_revisions() {
     }
     all.sort_unstable();
     all.dedup();
-    assert_eq!(all, (1..=320).collect::<Vec<_>>());
+    assert_eq!(all, (t.rev(1)..=t.rev(320)).collect::<Vec<_>>());
 }
 
-#[tokio::test]
-async fn the_store_is_usable_as_a_trait_object() {
-    let t = open().await;
+async fn the_store_is_usable_as_a_trait_object(b: Backend) {
+    let t = b.open().await;
     let dynamic: std::sync::Arc<dyn ObjectStore> = t.store.clone();
     dynamic.create(&key("ns", "a"), repo("a"), W).await.unwrap();
-    assert_eq!(dynamic.current_revision().await.unwrap().0, 1);
+    assert_eq!(dynamic.current_revision().await.unwrap().0, t.rev(1));
 }
 
 #[tokio::test]
@@ -601,10 +583,9 @@ async fn a_database_without_the_labels_column_is_upgraded_on_open() {
     assert_eq!(rv(&v), 2);
 }
 
-#[tokio::test]
-async fn dropping_the_store_without_close_ends_watches() {
+async fn dropping_the_store_without_close_ends_watches(b: Backend) {
     use futures::StreamExt as _;
-    let t = open().await;
+    let t = b.open().await;
     let mut w = t
         .store
         .watch(&repos(), None, storage::WatchOptions::default())
@@ -617,9 +598,8 @@ async fn dropping_the_store_without_close_ends_watches() {
     assert!(matches!(end, Some(Err(Error::Closed))), "{end:?}");
 }
 
-#[tokio::test]
-async fn racing_creates_of_one_name_commit_exactly_once() {
-    let t = open().await;
+async fn racing_creates_of_one_name_commit_exactly_once(b: Backend) {
+    let t = b.open().await;
     let tasks: Vec<_> = (0..20)
         .map(|_| {
             let store = t.store.clone();
@@ -634,12 +614,11 @@ async fn racing_creates_of_one_name_commit_exactly_once() {
         }
     }
     assert_eq!(created, 1);
-    assert_eq!(t.store.current_revision().await.unwrap().0, 1);
+    assert_eq!(t.revisions().await, 1);
 }
 
-#[tokio::test]
-async fn racing_updates_from_one_resource_version_let_exactly_one_win() {
-    let t = open().await;
+async fn racing_updates_from_one_resource_version_let_exactly_one_win(b: Backend) {
+    let t = b.open().await;
     let k = key("ns", "a");
     let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
     let tasks: Vec<_> = (0..20)
@@ -662,7 +641,7 @@ async fn racing_updates_from_one_resource_version_let_exactly_one_win() {
         }
     }
     assert_eq!(won, 1);
-    assert_eq!(t.store.current_revision().await.unwrap().0, 2);
+    assert_eq!(t.revisions().await, 2);
 }
 
 #[tokio::test]
@@ -705,3 +684,24 @@ async fn a_dropped_store_can_be_reopened_at_once() {
     assert_eq!(reopened.current_revision().await.unwrap().0, 50);
     drop(dir);
 }
+
+on_both_backends!(
+    create_sets_system_metadata_and_keeps_the_given_status,
+    create_errors_match_kubernetes,
+    get_of_a_missing_object_is_not_found,
+    update_with_a_stale_resource_version_conflicts,
+    generation_bumps_only_on_spec_changes,
+    status_updates_never_touch_spec_or_metadata,
+    a_write_that_changes_nothing_keeps_the_resource_version,
+    delete_without_finalizers_removes_the_object,
+    delete_preconditions_conflict_on_mismatch,
+    finalizers_keep_a_deleted_object_until_the_last_one_is_removed,
+    delete_collection_respects_selectors_and_finalizers,
+    dry_run_writes_change_nothing,
+    data_and_revisions_survive_a_reopen,
+    concurrent_writers_get_distinct_increasing_revisions,
+    the_store_is_usable_as_a_trait_object,
+    racing_creates_of_one_name_commit_exactly_once,
+    racing_updates_from_one_resource_version_let_exactly_one_win,
+    dropping_the_store_without_close_ends_watches,
+);

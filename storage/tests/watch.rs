@@ -21,9 +21,8 @@ fn from(rv: u64) -> WatchOptions {
     }
 }
 
-#[tokio::test]
-async fn a_watch_without_resource_version_starts_with_the_current_state() {
-    let t = open().await;
+async fn a_watch_without_resource_version_starts_with_the_current_state(b: Backend) {
+    let t = b.open().await;
     t.store.create(&key("ns", "a"), repo("a"), W).await.unwrap();
     t.store
         .create(&key("other", "b"), repo("b"), W)
@@ -49,9 +48,8 @@ async fn a_watch_without_resource_version_starts_with_the_current_state() {
     }
 }
 
-#[tokio::test]
-async fn a_watch_from_a_revision_replays_every_later_change_in_order() {
-    let t = open().await;
+async fn a_watch_from_a_revision_replays_every_later_change_in_order(b: Backend) {
+    let t = b.open().await;
     let k = key("ns", "a");
     let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
     let mut change = v1.clone();
@@ -87,9 +85,8 @@ async fn a_watch_from_a_revision_replays_every_later_change_in_order() {
     assert_eq!(next(&mut all).await.event_type, WatchEventType::Added);
 }
 
-#[tokio::test]
-async fn label_selector_watches_see_objects_enter_and_leave() {
-    let t = open().await;
+async fn label_selector_watches_see_objects_enter_and_leave(b: Backend) {
+    let t = b.open().await;
     let k = key("ns", "a");
     let v1 = t.store.create(&k, repo("a"), W).await.unwrap();
     let opts = WatchOptions {
@@ -170,13 +167,13 @@ async fn label_selector_watches_see_objects_enter_and_leave() {
     );
 }
 
-#[tokio::test]
-async fn a_watch_from_a_compacted_revision_is_expired() {
-    let t = open_with(SqliteConfig {
-        retention: Retention::Revisions(3),
-        ..Default::default()
-    })
-    .await;
+async fn a_watch_from_a_compacted_revision_is_expired(b: Backend) {
+    let t = b
+        .open_with(Options {
+            keep_revisions: Some(3),
+            ..Options::default()
+        })
+        .await;
     for i in 0..10 {
         let name = format!("o{i}");
         t.store
@@ -184,29 +181,32 @@ async fn a_watch_from_a_compacted_revision_is_expired() {
             .await
             .unwrap();
     }
-    assert_eq!(t.store.compact().await.unwrap(), Revision(7));
+    assert_eq!(t.compact().await, t.rev(7));
     let err = t
         .store
-        .watch(&repos(), None, from(2))
+        .watch(&repos(), None, from(t.rev(2)))
         .await
         .err()
         .expect("expired");
     assert!(err.is_expired());
-    assert_eq!(err.to_string(), "too old resource version: 2 (7)");
+    assert_eq!(
+        err.to_string(),
+        format!("too old resource version: {} ({})", t.rev(2), t.rev(7))
+    );
     // at the window's edge it works
-    let mut w = t.store.watch(&repos(), None, from(7)).await.unwrap();
-    assert_eq!(rv(&next(&mut w).await.object), 8);
+    let mut w = t.store.watch(&repos(), None, from(t.rev(7))).await.unwrap();
+    assert_eq!(rv(&next(&mut w).await.object), t.rev(8));
 }
 
 /// What bounds a slow watcher's memory: the server queues at most `watch_buffer` events for
 /// it, delivers exactly those, and then ends the watch with `Expired` instead of growing.
-#[tokio::test]
-async fn a_slow_watcher_gets_at_most_its_buffer_then_is_ended_with_expired() {
-    let t = open_with(SqliteConfig {
-        watch_buffer: 4,
-        ..Default::default()
-    })
-    .await;
+async fn a_slow_watcher_gets_at_most_its_buffer_then_is_ended_with_expired(b: Backend) {
+    let t = b
+        .open_with(Options {
+            watch_buffer: Some(4),
+            ..Options::default()
+        })
+        .await;
     let mut w = t.store.watch(&repos(), None, from(0)).await.unwrap();
     for i in 0..10 {
         let name = format!("o{i}");
@@ -233,9 +233,8 @@ async fn a_slow_watcher_gets_at_most_its_buffer_then_is_ended_with_expired() {
     assert!(w.next().await.is_none());
 }
 
-#[tokio::test]
-async fn send_initial_events_ends_with_an_annotated_bookmark() {
-    let t = open().await;
+async fn send_initial_events_ends_with_an_annotated_bookmark(b: Backend) {
+    let t = b.open().await;
     t.store.create(&key("ns", "a"), repo("a"), W).await.unwrap();
     t.store.create(&key("ns", "b"), repo("b"), W).await.unwrap();
     let opts = WatchOptions {
@@ -251,13 +250,12 @@ async fn send_initial_events_ends_with_an_annotated_bookmark() {
     assert_eq!(
         bm.object,
         json!({"apiVersion": "source.toolkit.fluxcd.io/v1", "kind": "OCIRepository",
-               "metadata": {"resourceVersion": "2", "annotations": {"k8s.io/initial-events-end": "true"}}})
+               "metadata": {"resourceVersion": t.rev(2).to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}})
     );
 }
 
-#[tokio::test]
-async fn bookmarks_arrive_every_interval_on_a_paused_clock() {
-    let t = open().await;
+async fn bookmarks_arrive_every_interval_on_a_paused_clock(b: Backend) {
+    let t = b.open().await;
     let v = t.store.create(&key("ns", "a"), repo("a"), W).await.unwrap();
     let opts = WatchOptions {
         bookmarks: true,
@@ -275,31 +273,32 @@ async fn bookmarks_arrive_every_interval_on_a_paused_clock() {
     let bm = w.next().await.unwrap().unwrap();
     assert_eq!(bm.event_type, WatchEventType::Bookmark);
     assert!(started.elapsed() >= Duration::from_secs(60));
-    assert_eq!(bm.object["metadata"]["resourceVersion"], "2");
+    assert_eq!(
+        bm.object["metadata"]["resourceVersion"],
+        t.rev(2).to_string()
+    );
     assert_eq!(bm.object["kind"], "OCIRepository");
     tokio::time::resume();
     let b = t.store.create(&key("ns", "b"), repo("b"), W).await.unwrap();
     assert_eq!(next(&mut w).await.object, b);
 }
 
-#[tokio::test]
-async fn closing_the_store_ends_watches() {
-    let t = open().await;
+async fn closing_the_store_ends_watches(b: Backend) {
+    let t = b.open().await;
     let mut w = t
         .store
         .watch(&repos(), None, WatchOptions::default())
         .await
         .unwrap();
-    t.store.close().await.unwrap();
+    t.close().await;
     let end = tokio::time::timeout(Duration::from_secs(10), w.next())
         .await
         .unwrap();
     assert!(matches!(end, Some(Err(storage::Error::Closed))), "{end:?}");
 }
 
-#[tokio::test]
-async fn many_watchers_each_see_every_change_in_order() {
-    let t = open().await;
+async fn many_watchers_each_see_every_change_in_order(b: Backend) {
+    let t = b.open().await;
     let mut watchers = Vec::new();
     for _ in 0..20 {
         watchers.push(t.store.watch(&repos(), None, from(0)).await.unwrap());
@@ -313,7 +312,7 @@ async fn many_watchers_each_see_every_change_in_order() {
     }
     for w in &mut watchers {
         for expected in 1..=50 {
-            assert_eq!(rv(&next(w).await.object), expected);
+            assert_eq!(rv(&next(w).await.object), t.rev(expected));
         }
     }
 }
@@ -337,9 +336,8 @@ async fn duration_retention_keeps_recent_history() {
     assert_eq!(rv(&next(&mut w).await.object), 2);
 }
 
-#[tokio::test]
-async fn finalizer_deletion_is_modified_then_deleted_and_other_namespaces_stay_out() {
-    let t = open().await;
+async fn finalizer_deletion_is_modified_then_deleted_and_other_namespaces_stay_out(b: Backend) {
+    let t = b.open().await;
     let k = key("ns", "a");
     let v1 = t
         .store
@@ -364,5 +362,27 @@ async fn finalizer_deletion_is_modified_then_deleted_and_other_namespaces_stay_o
     let last = t.store.update(&k, done, UpdatePart::Main, W).await.unwrap();
     let ev = next(&mut w).await;
     assert_eq!(ev.event_type, WatchEventType::Deleted);
-    assert_eq!(ev.object, last);
+    match t.backend() {
+        Backend::Sqlite => assert_eq!(ev.object, last),
+        // etcd's DELETED event carries the state stored before the deleting update (as on
+        // kube-apiserver); the update returned the final state
+        Backend::Etcd => {
+            assert_eq!(rv(&ev.object), rv(&last));
+            assert_eq!(ev.object["metadata"]["uid"], last["metadata"]["uid"]);
+            assert_eq!(ev.object["spec"], last["spec"]);
+        }
+    }
 }
+
+on_both_backends!(
+    a_watch_without_resource_version_starts_with_the_current_state,
+    a_watch_from_a_revision_replays_every_later_change_in_order,
+    label_selector_watches_see_objects_enter_and_leave,
+    send_initial_events_ends_with_an_annotated_bookmark,
+    bookmarks_arrive_every_interval_on_a_paused_clock,
+    closing_the_store_ends_watches,
+    many_watchers_each_see_every_change_in_order,
+    finalizer_deletion_is_modified_then_deleted_and_other_namespaces_stay_out,
+    a_watch_from_a_compacted_revision_is_expired,
+    a_slow_watcher_gets_at_most_its_buffer_then_is_ended_with_expired,
+);

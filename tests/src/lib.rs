@@ -5,6 +5,7 @@
 
 pub mod aggregator;
 pub mod e2e;
+pub mod etcd;
 pub mod front;
 pub mod https;
 #[cfg(feature = "in-process")]

@@ -1,5 +1,5 @@
 //! Shared helpers for the storage integration tests.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,3 +70,9 @@ pub async fn next(stream: &mut WatchStream) -> WatchEvent {
         .expect("the stream continues")
         .expect("an event, not an error")
 }
+
+#[path = "../../../tests/src/etcd.rs"]
+pub mod etcd_cluster;
+
+mod backend;
+pub use backend::{Backend, Options, Subject};

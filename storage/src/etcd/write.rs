@@ -1,0 +1,244 @@
+//! Writes as etcd transactions that compare revisions
+//! (`k8s.io/apiserver: pkg/storage/etcd3/store.go` `Create`, `GuaranteedUpdate`, `Delete`).
+//!
+//! Each write reads the key, applies the same object rules as SQLite (`crate::object`), and
+//! commits only if the key's modification revision is still the one read; otherwise it reads
+//! again and re-applies the rules, so a stale `resourceVersion` precondition is a Conflict and
+//! an unconditional write wins on the fresh state.
+
+use etcd_client::{Compare, CompareOp, Txn, TxnOp};
+use serde_json::Value;
+
+use super::EtcdStore;
+use super::keys::{decode, encode};
+use super::read::{etcd, get, header_revision, range_all};
+use crate::error::{Error, Result};
+use crate::key::{ObjectKey, ResourceKey};
+use crate::object::{
+    UpdatePlan, check_delete_preconditions, has_finalizers, mark_deleting, plan_update,
+    prepare_create, set_resource_version,
+};
+use crate::selector::Filter;
+use crate::store::{DeleteOptions, DeleteOutcome, ListOptions, UpdatePart};
+
+/// etcd's default `--max-txn-ops`: the most operations one transaction may hold.
+const MAX_TXN_OPS: usize = 128;
+
+/// Creates `key` if it does not exist (compare: create revision 0).
+pub(super) async fn create(
+    store: &EtcdStore,
+    key: &ObjectKey,
+    object: Value,
+    dry_run: bool,
+) -> Result<Value> {
+    let mut object = prepare_create(key, object)?;
+    if dry_run {
+        return match get(store, key).await? {
+            Some(_) => Err(Error::AlreadyExists { key: key.clone() }),
+            None => Ok(object),
+        };
+    }
+    let k = store.keys.object(key);
+    let txn = Txn::new()
+        .when([Compare::create_revision(k.clone(), CompareOp::Equal, 0)])
+        .and_then([TxnOp::put(k, encode(&object), None)]);
+    let response = store
+        .client
+        .kv_client()
+        .txn(txn)
+        .await
+        .map_err(etcd("create"))?;
+    if !response.succeeded() {
+        return Err(Error::AlreadyExists { key: key.clone() });
+    }
+    set_resource_version(&mut object, Some(header_revision(response.header()) as u64));
+    Ok(object)
+}
+
+/// Replaces `key` with `object` (or deletes it) if its modification revision is still
+/// `read`; returns the transaction's revision, or `None` when the key changed meanwhile.
+async fn commit_if_unchanged(
+    store: &EtcdStore,
+    key: &ObjectKey,
+    read: i64,
+    object: Option<&Value>,
+) -> Result<Option<i64>> {
+    let k = store.keys.object(key);
+    let op = match object {
+        Some(o) => TxnOp::put(k.clone(), encode(o), None),
+        None => TxnOp::delete(k.clone(), None),
+    };
+    let txn = Txn::new()
+        .when([Compare::mod_revision(k, CompareOp::Equal, read)])
+        .and_then([op]);
+    let response = store
+        .client
+        .kv_client()
+        .txn(txn)
+        .await
+        .map_err(etcd("write"))?;
+    Ok(response
+        .succeeded()
+        .then(|| header_revision(response.header())))
+}
+
+/// Updates the main resource or the status, retrying on concurrent writes.
+pub(super) async fn update(
+    store: &EtcdStore,
+    key: &ObjectKey,
+    object: Value,
+    part: UpdatePart,
+    dry_run: bool,
+) -> Result<Value> {
+    loop {
+        let (stored, read) = get(store, key)
+            .await?
+            .ok_or_else(|| Error::NotFound { key: key.clone() })?;
+        let (mut next, deletes) = match plan_update(key, &stored, object.clone(), part)? {
+            UpdatePlan::Unchanged => return Ok(stored),
+            UpdatePlan::Write(next) => (next, false),
+            UpdatePlan::Delete(last) => (last, true),
+        };
+        if dry_run {
+            return Ok(next);
+        }
+        let written = (!deletes).then_some(&next);
+        if let Some(revision) = commit_if_unchanged(store, key, read, written).await? {
+            set_resource_version(&mut next, Some(revision as u64));
+            return Ok(next);
+        }
+    }
+}
+
+/// Deletes `key`, or marks it as deleting when it has finalizers, retrying on concurrent
+/// writes.
+pub(super) async fn delete(
+    store: &EtcdStore,
+    key: &ObjectKey,
+    opts: &DeleteOptions,
+) -> Result<DeleteOutcome> {
+    loop {
+        let (stored, read) = get(store, key)
+            .await?
+            .ok_or_else(|| Error::NotFound { key: key.clone() })?;
+        check_delete_preconditions(key, &stored, opts)?;
+        let (mut outcome_object, write) = if has_finalizers(&stored) {
+            match mark_deleting(&stored) {
+                None => return Ok(DeleteOutcome::Finalizing(stored)),
+                Some(next) => (next, true),
+            }
+        } else {
+            (stored, false)
+        };
+        if opts.dry_run {
+            return Ok(outcome(outcome_object, write));
+        }
+        let written = write.then_some(&outcome_object);
+        if let Some(revision) = commit_if_unchanged(store, key, read, written).await? {
+            set_resource_version(&mut outcome_object, Some(revision as u64));
+            return Ok(outcome(outcome_object, write));
+        }
+    }
+}
+
+fn outcome(object: Value, finalizing: bool) -> DeleteOutcome {
+    if finalizing {
+        DeleteOutcome::Finalizing(object)
+    } else {
+        DeleteOutcome::Deleted(object)
+    }
+}
+
+/// One object a delete collection touches.
+struct Affected {
+    key: String,
+    read: i64,
+    /// The object after the write: marked as deleting, or its last state.
+    object: Value,
+    /// `None`: nothing to write (already deleting); `Some(true)`: put; `Some(false)`: delete.
+    put: Option<bool>,
+}
+
+/// Deletes (or marks as deleting) every matching object: one transaction per
+/// [`MAX_TXN_OPS`] objects, each comparing the revisions read; a changed object makes the
+/// whole collection be read and decided again.
+pub(super) async fn delete_collection(
+    store: &EtcdStore,
+    resource: &ResourceKey,
+    namespace: Option<&str>,
+    list: &ListOptions,
+    dry_run: bool,
+) -> Result<Vec<Value>> {
+    let filter = Filter::parse(
+        list.label_selector.as_deref(),
+        list.field_selector.as_deref(),
+    )?;
+    let prefix = store.keys.collection(resource, namespace);
+    'retry: loop {
+        let (_, kvs) = range_all(store, &prefix, 0).await?;
+        let mut affected = Vec::new();
+        for kv in kvs {
+            let stored = decode(&kv, kv.mod_revision())?;
+            if !filter.matches(&stored) {
+                continue;
+            }
+            let key = String::from_utf8_lossy(kv.key()).into_owned();
+            let read = kv.mod_revision();
+            affected.push(match (has_finalizers(&stored), mark_deleting(&stored)) {
+                (true, None) => Affected {
+                    key,
+                    read,
+                    object: stored,
+                    put: None,
+                },
+                (true, Some(next)) => Affected {
+                    key,
+                    read,
+                    object: next,
+                    put: Some(true),
+                },
+                (false, _) => Affected {
+                    key,
+                    read,
+                    object: stored,
+                    put: Some(false),
+                },
+            });
+        }
+        if dry_run {
+            return Ok(affected.into_iter().map(|a| a.object).collect());
+        }
+        for chunk in affected.chunks_mut(MAX_TXN_OPS) {
+            let writes: Vec<&mut Affected> = chunk.iter_mut().filter(|a| a.put.is_some()).collect();
+            if writes.is_empty() {
+                continue;
+            }
+            let compares: Vec<Compare> = writes
+                .iter()
+                .map(|a| Compare::mod_revision(a.key.clone(), CompareOp::Equal, a.read))
+                .collect();
+            let ops: Vec<TxnOp> = writes
+                .iter()
+                .map(|a| match a.put {
+                    Some(true) => TxnOp::put(a.key.clone(), encode(&a.object), None),
+                    _ => TxnOp::delete(a.key.clone(), None),
+                })
+                .collect();
+            let txn = Txn::new().when(compares).and_then(ops);
+            let response = store
+                .client
+                .kv_client()
+                .txn(txn)
+                .await
+                .map_err(etcd("delete collection"))?;
+            if !response.succeeded() {
+                continue 'retry;
+            }
+            let revision = header_revision(response.header()) as u64;
+            for a in writes {
+                set_resource_version(&mut a.object, Some(revision));
+            }
+        }
+        return Ok(affected.into_iter().map(|a| a.object).collect());
+    }
+}
