@@ -231,7 +231,7 @@ fn check_hashedrekord_body(
     signature: &[u8],
     cert_der: &[u8],
 ) -> Result<(), String> {
-    let body: HashedRekordBody = serde_json::from_slice(&body)
+    let body: HashedRekordBody = serde_json::from_slice(body)
         .map_err(|e| format!("entry body is not a hashedrekord entry: {e}"))?;
     if body.kind != "hashedrekord" {
         return Err(format!(
