@@ -18,9 +18,12 @@
 //!
 //! - [`verify_keyless`] checks Fulcio-certificate signatures (both storage forms) against a
 //!   Sigstore [`TrustedRoot`] (`trusted_root.json`) and `matchOIDCIdentity`-style [`Identity`]
-//!   regexes, taking the signing time from a transparency-log entry's signed entry timestamp.
+//!   regexes, taking the signing time from a transparency-log entry's signed entry timestamp and
+//!   checking its inclusion proof and signed checkpoint when the bundle has them;
+//!   [`verify_blob_bundle`] does the same for a Sigstore bundle over a blob (proof required).
+//!   [`TrustedRoot::public_good`] is the embedded Sigstore public-good root.
 //!
-//! Not here: a built-in public-good trusted root (no TUF), Rekor inclusion proofs, RFC 3161
+//! Not here: refreshing the public-good root over TUF, Rekor v2 entries (no SET), RFC 3161
 //! timestamps, Rekor uploads, writing bundles, attestations, Notation.
 //!
 //! ```no_run
@@ -44,7 +47,10 @@ mod payload;
 mod sign;
 mod verify;
 
-pub use keyless::{Identity, SignerIdentity, TrustedRoot, TrustedRootError, verify_keyless};
+pub use keyless::{
+    Identity, PUBLIC_GOOD_TRUSTED_ROOT, SignerIdentity, TrustedRoot, TrustedRootError,
+    verify_blob_bundle, verify_keyless,
+};
 pub use keys::{
     KeyError, LEGACY_COSIGN_PRIVATE_KEY_PEM, MAX_SCRYPT_MEMORY_BYTES, PrivateKey, PublicKey,
     SCRYPT_N, SCRYPT_P, SCRYPT_R, SIGSTORE_PRIVATE_KEY_PEM, public_keys_from_secret,

@@ -3,15 +3,20 @@
 //! certificate authority of a Sigstore trusted root (`trusted_root.json`), its identity (OIDC
 //! issuer extension, SAN subject) matches one of the `matchOIDCIdentity` regexes, and a
 //! transparency-log entry whose signed entry timestamp (SET) verifies under one of the trusted
-//! root's log keys records this very signature and gives the signing time at which the
-//! certificate must have been valid (`sigstore/protobuf-specs: protos/sigstore_trustroot.proto`,
+//! root's log keys, and whose inclusion proof and signed checkpoint verify when present,
+//! records this very signature and gives the signing time at which the certificate must have
+//! been valid (`sigstore/protobuf-specs: protos/sigstore_trustroot.proto`,
 //! `sigstore_bundle.proto`; `sigstore/rekor: pkg/types/dsse/v0.0.1`; cosign
 //! `pkg/cosign/verify.go`).
 
 use std::sync::Arc;
 
+mod blob;
 mod certificate;
+mod inclusion;
 mod tlog;
+
+pub use blob::verify_blob_bundle;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -21,7 +26,7 @@ use regex::Regex;
 use serde::Deserialize;
 
 use certificate::{check_chain, signer_identity};
-use tlog::{check_rekor_annotation, check_tlog};
+use tlog::{Recorded, check_rekor_annotation, check_tlog};
 
 use super::keys::{Check, PublicKey};
 use super::verify::{SignatureSource, Verified, VerifyError};
@@ -47,7 +52,9 @@ fn root_error(message: impl Into<String>) -> TrustedRootError {
 /// A Sigstore trusted root: the certificate authorities (Fulcio) and transparency logs (Rekor)
 /// keyless signatures are checked against. Parsed from the `trusted_root.json` of
 /// `sigstore/protobuf-specs` (`application/vnd.dev.sigstore.trustedroot+json;version=0.1`);
-/// CT logs and timestamp authorities are read but not used.
+/// CT logs and timestamp authorities are read but not used, and so are transparency logs whose
+/// key type [`PublicKey`] does not support (the Ed25519 Rekor v2 logs, whose entries carry no
+/// SET and could not be used anyway).
 #[derive(Clone)]
 pub struct TrustedRoot {
     authorities: Vec<Authority>,
@@ -177,8 +184,11 @@ impl TrustedRoot {
             let der = STANDARD
                 .decode(&tlog.public_key.raw_bytes)
                 .map_err(|e| root_error(format!("log key base64: {e}")))?;
-            let key =
-                PublicKey::from_spki_der(&der).map_err(|e| root_error(format!("log key: {e}")))?;
+            let key = match PublicKey::from_spki_der(&der) {
+                Ok(key) => key,
+                Err(super::keys::KeyError::UnsupportedKeyType { .. }) => continue,
+                Err(e) => return Err(root_error(format!("log key: {e}"))),
+            };
             let key_id = STANDARD
                 .decode(&tlog.log_id.key_id)
                 .map_err(|e| root_error(format!("log id base64: {e}")))?;
@@ -197,7 +207,30 @@ impl TrustedRoot {
         }
         Ok(TrustedRoot { authorities, logs })
     }
+
+    /// The Sigstore public-good trusted root (Fulcio `fulcio.sigstore.dev`, Rekor
+    /// `rekor.sigstore.dev`), embedded in this build so that keyless verification works
+    /// offline without `trustedRootSecretRef`.
+    ///
+    /// The file is `keyless/public_good_trusted_root.json`: the `trusted_root.json` target of
+    /// the public-good TUF repository (`tuf-repo-cdn.sigstore.dev`) as shipped in the
+    /// sigstore-python 4.5.1 wheel (PyPI), SHA-256
+    /// `6494e21ea73fa7ee769f85f57d5a3e6a08725eae1e38c755fc3517c9e6bc0b66`, taken on
+    /// 2026-11-26; its newest key is the Rekor v2 log `log2025-1`, valid from 2025-09-23. Update
+    /// it as `docs/signing.md` ("Updating the embedded public-good root") says. It is not
+    /// refreshed over TUF at run time: a signature by a key added to the public-good root after
+    /// that date needs a newer build or `trustedRootSecretRef`.
+    ///
+    /// # Panics
+    /// Never: the embedded file is parsed by a unit test.
+    #[must_use]
+    pub fn public_good() -> Self {
+        Self::from_json(PUBLIC_GOOD_TRUSTED_ROOT).expect("the embedded trusted root parses")
+    }
 }
+
+/// The embedded public-good `trusted_root.json` (see [`TrustedRoot::public_good`]).
+pub const PUBLIC_GOOD_TRUSTED_ROOT: &[u8] = include_bytes!("keyless/public_good_trusted_root.json");
 
 /// One accepted keyless identity (Flux `spec.verify.matchOIDCIdentity[]`): both regexes must
 /// match (unanchored, as Go's `regexp.MatchString`) the certificate's OIDC issuer and subject
@@ -228,7 +261,8 @@ pub struct SignerIdentity {
 /// among the referrers (a `dsse` entry). Signature and certificate checks run on the blocking
 /// pool. `Verified::key_index` is 0.
 ///
-/// Not supported: inclusion proofs without a SET (Rekor v2), RFC 3161 timestamps, CT log (SCT)
+/// A bundle's inclusion proof (with its checkpoint) is verified when present; the `.sig`
+/// annotation form has none. Not supported: inclusion proofs without a SET (Rekor v2), RFC 3161 timestamps, CT log (SCT)
 /// checks, `dev.sigstore.cosign/chain` (the chain comes from `root`), certificate identity
 /// checks beyond issuer and SAN.
 ///
@@ -433,6 +467,7 @@ struct TlogEntryJson {
     log_id: LogIdJson,
     integrated_time: serde_json::Value,
     inclusion_promise: Option<PromiseJson>,
+    inclusion_proof: Option<inclusion::InclusionProofJson>,
     canonicalized_body: String,
 }
 
@@ -519,13 +554,12 @@ fn check_bundle(
     }
 
     // The transparency log gives the signing time.
-    let integrated_time = check_tlog(
-        &material.tlog_entries,
-        root,
-        &statement,
-        &signature,
-        &cert_der,
-    )?;
+    let recorded = Recorded::Dsse {
+        statement: &statement,
+        signature: &signature,
+        cert_der: &cert_der,
+    };
+    let integrated_time = check_tlog(&material.tlog_entries, root, recorded, false)?;
 
     if !subjects.iter().any(|s| s == digest.as_str()) {
         return finish(&leaf, &cert_der, root, integrated_time, identities).and(Err(
@@ -635,3 +669,20 @@ fn check_sig_layer(
 const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 /// Layer annotation with the Rekor bundle (SET and entry) of a `.sig` signature.
 const REKOR_BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_public_good_root_parses() {
+        let root = TrustedRoot::public_good();
+        // Two Fulcio authorities; of the two Rekor logs only the ECDSA v1 log is usable.
+        assert_eq!(root.authorities.len(), 2);
+        assert_eq!(root.logs.len(), 1);
+        assert_eq!(
+            STANDARD.encode(&root.logs[0].key_id),
+            "wNI9atQGlz+VWfO6LRygH4QUfY/8W4RFwiT5i5WRgB0="
+        );
+    }
+}

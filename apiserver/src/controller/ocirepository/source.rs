@@ -70,16 +70,6 @@ pub(super) fn preflight(spec: &Spec) -> Result<Option<Verification>, StepFailure
             reasons::VERIFICATION_ERROR,
             "verification provider 'notation' is not supported by this build: use cosign with spec.verify.secretRef",
         )),
-        Some((
-            VerifyProvider::Cosign,
-            Verification::Keyless {
-                trusted_root_secret: None,
-                ..
-            },
-        )) => Err(StepFailure::stalled(
-            reasons::VERIFICATION_ERROR,
-            "keyless cosign verification needs a Sigstore trusted root and this build embeds none (it would have to be fetched from the public-good TUF repository): set spec.verify.trustedRootSecretRef to a Secret with trusted_root.json, or spec.verify.secretRef to a Secret with cosign public keys (*.pub)",
-        )),
         Some((VerifyProvider::Cosign, how)) => Ok(Some(how.clone())),
     }
 }
@@ -241,11 +231,15 @@ impl OCIRepositoryReconciler {
                 trusted_root_secret,
                 identities,
             } => {
-                let root_secret = trusted_root_secret.unwrap_or_default();
-                let root = blocking(move || credentials::trusted_root(&secrets, &ns, &root_secret))
-                    .await
-                    .map_err(StepFailure::verify)?
-                    .map_err(StepFailure::verify)?;
+                let root = match trusted_root_secret {
+                    None => registry::cosign::TrustedRoot::public_good(),
+                    Some(root_secret) => {
+                        blocking(move || credentials::trusted_root(&secrets, &ns, &root_secret))
+                            .await
+                            .map_err(StepFailure::verify)?
+                            .map_err(StepFailure::verify)?
+                    }
+                };
                 let identities = keyless_identities(&identities).map_err(StepFailure::verify)?;
                 registry::cosign::verify_keyless(client, repo, &digest, &root, &identities)
                     .await

@@ -1,5 +1,6 @@
-//! Transparency-log evidence: signed entry timestamps (SETs) of Rekor v1 entries and the entry
-//! bodies they sign (`sigstore/rekor: pkg/types/dsse/v0.0.1`, `pkg/types/hashedrekord/v0.0.1`,
+//! Transparency-log evidence: signed entry timestamps (SETs) of Rekor v1 entries, their
+//! inclusion proofs and checkpoints ([`super::inclusion`]), and the entry bodies they sign
+//! (`sigstore/rekor: pkg/types/dsse/v0.0.1`, `pkg/types/hashedrekord/v0.0.1`,
 //! `pkg/api/entries.go` for the SET payload; cosign `pkg/cosign/bundle/rekor.go`).
 
 use base64::Engine as _;
@@ -8,18 +9,36 @@ use openssl::x509::X509;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use super::{TlogEntryJson, TrustedRoot, int64};
+use super::inclusion::check_inclusion;
+use super::{LogKey, TlogEntryJson, TrustedRoot, int64};
 use crate::cosign::keys::Check;
 use crate::cosign::verify::VerifyError;
 
+/// What a log entry must record: the signed content, the signature and the certificate.
+#[derive(Clone, Copy)]
+pub(super) enum Recorded<'a> {
+    /// A DSSE envelope: a `dsse` v0.0.1 entry over this in-toto statement.
+    Dsse {
+        statement: &'a [u8],
+        signature: &'a [u8],
+        cert_der: &'a [u8],
+    },
+    /// A message signature: a `hashedrekord` v0.0.1 entry over this SHA-256 digest.
+    HashedRekord {
+        sha256: &'a [u8; 32],
+        signature: &'a [u8],
+        cert_der: &'a [u8],
+    },
+}
+
 /// Checks the bundle's transparency-log entries; returns the integrated time (Unix seconds) of
-/// the first entry whose SET verifies and whose body records this signature.
+/// the first entry whose SET verifies, whose inclusion proof and checkpoint verify (required
+/// when `require_proof`, else checked when present), and whose body records `recorded`.
 pub(super) fn check_tlog(
     entries: &[TlogEntryJson],
     root: &TrustedRoot,
-    statement: &[u8],
-    signature: &[u8],
-    cert_der: &[u8],
+    recorded: Recorded<'_>,
+    require_proof: bool,
 ) -> Result<i64, VerifyError> {
     let fail = |reason: String| VerifyError::TransparencyLog { reason };
     if entries.is_empty() {
@@ -29,7 +48,7 @@ pub(super) fn check_tlog(
     }
     let mut last = String::new();
     for entry in entries {
-        match check_entry(entry, root, statement, signature, cert_der) {
+        match check_entry(entry, root, recorded, require_proof) {
             Ok(t) => return Ok(t),
             Err(reason) => last = reason,
         }
@@ -40,9 +59,8 @@ pub(super) fn check_tlog(
 fn check_entry(
     entry: &TlogEntryJson,
     root: &TrustedRoot,
-    statement: &[u8],
-    signature: &[u8],
-    cert_der: &[u8],
+    recorded: Recorded<'_>,
+    require_proof: bool,
 ) -> Result<i64, String> {
     let key_id = STANDARD
         .decode(&entry.log_id.key_id)
@@ -57,29 +75,40 @@ fn check_entry(
     let set = STANDARD
         .decode(&promise.signed_entry_timestamp)
         .map_err(|_| "SET is not base64".to_owned())?;
+    let log = find_log(root, &key_id, integrated_time)?;
     let body = check_set(
-        root,
-        &key_id,
+        log,
         integrated_time,
         log_index,
         &entry.canonicalized_body,
         &set,
     )?;
-    check_entry_body(&body, statement, signature, cert_der)?;
+    match &entry.inclusion_proof {
+        Some(proof) => check_inclusion(proof, &body, log)?,
+        None if require_proof => return Err("the entry has no inclusion proof".to_owned()),
+        None => {}
+    }
+    match recorded {
+        Recorded::Dsse {
+            statement,
+            signature,
+            cert_der,
+        } => check_entry_body(&body, statement, signature, cert_der)?,
+        Recorded::HashedRekord {
+            sha256,
+            signature,
+            cert_der,
+        } => check_hashedrekord_body(&body, sha256, signature, cert_der)?,
+    }
     Ok(integrated_time)
 }
 
-/// Verifies a signed entry timestamp: the log is in the trusted root and valid at
-/// `integrated_time`, and the SET is its signature over the canonical JSON (sorted keys,
-/// compact) of `{body, integratedTime, logID (hex), logIndex}`. Returns the decoded body.
-fn check_set(
-    root: &TrustedRoot,
+/// The trusted root's log with this key ID, if its key is valid at `integrated_time`.
+fn find_log<'r>(
+    root: &'r TrustedRoot,
     key_id: &[u8],
     integrated_time: i64,
-    log_index: i64,
-    body_b64: &str,
-    set: &[u8],
-) -> Result<Vec<u8>, String> {
+) -> Result<&'r LogKey, String> {
     let log = root
         .logs
         .iter()
@@ -90,6 +119,20 @@ fn check_set(
     {
         return Err("the entry's time is outside the log key's validity".to_owned());
     }
+    Ok(log)
+}
+
+/// Verifies a signed entry timestamp: the SET is `log`'s signature over the canonical JSON
+/// (sorted keys, compact) of `{body, integratedTime, logID (hex), logIndex}`. Returns the
+/// decoded body.
+fn check_set(
+    log: &LogKey,
+    integrated_time: i64,
+    log_index: i64,
+    body_b64: &str,
+    set: &[u8],
+) -> Result<Vec<u8>, String> {
+    let key_id = &log.key_id;
     let signed = serde_json::to_vec(&serde_json::json!({
         "body": body_b64,
         "integratedTime": integrated_time,
@@ -169,15 +212,26 @@ pub(super) fn check_rekor_annotation(
     let set = STANDARD
         .decode(&bundle.signed_entry_timestamp)
         .map_err(|_| "SET is not base64".to_owned())?;
+    let log = find_log(root, &key_id, bundle.payload.integrated_time)?;
     let body = check_set(
-        root,
-        &key_id,
+        log,
         bundle.payload.integrated_time,
         bundle.payload.log_index,
         &bundle.payload.body,
         &set,
     )?;
-    let body: HashedRekordBody = serde_json::from_slice(&body)
+    check_hashedrekord_body(&body, &Sha256::digest(payload).into(), signature, cert_der)?;
+    Ok(bundle.payload.integrated_time)
+}
+
+/// The Rekor `hashedrekord` v0.0.1 entry must record this digest, signature and certificate.
+fn check_hashedrekord_body(
+    body: &[u8],
+    sha256: &[u8; 32],
+    signature: &[u8],
+    cert_der: &[u8],
+) -> Result<(), String> {
+    let body: HashedRekordBody = serde_json::from_slice(body)
         .map_err(|e| format!("entry body is not a hashedrekord entry: {e}"))?;
     if body.kind != "hashedrekord" {
         return Err(format!(
@@ -185,8 +239,7 @@ pub(super) fn check_rekor_annotation(
             body.kind
         ));
     }
-    if body.spec.data.hash.algorithm != "sha256"
-        || body.spec.data.hash.value != hex::encode(Sha256::digest(payload))
+    if body.spec.data.hash.algorithm != "sha256" || body.spec.data.hash.value != hex::encode(sha256)
     {
         return Err("the log entry records another payload".to_owned());
     }
@@ -196,7 +249,7 @@ pub(super) fn check_rekor_annotation(
     if !sig_ok || !pem_cert_is(&body.spec.signature.public_key.content, cert_der) {
         return Err("the log entry records another signature or certificate".to_owned());
     }
-    Ok(bundle.payload.integrated_time)
+    Ok(())
 }
 
 /// `b64` is base64 of a PEM certificate whose DER is `cert_der`.
