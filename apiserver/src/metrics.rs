@@ -319,7 +319,7 @@ pub fn reconcile_result(action: crate::controller::runtime::Action) -> &'static 
     }
 }
 
-/// Counts `bytes` written into a new artifact of `kind` (`OCIRepository`).
+/// Counts `bytes` written into a new artifact of `kind` (`OCIRepository`, `HelmChart`).
 pub fn artifact_pulled(kind: &str, bytes: u64) {
     METRICS
         .pulled_bytes

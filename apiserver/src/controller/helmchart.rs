@@ -11,8 +11,8 @@
 //! manifest digest is kept in `status.artifact.metadata` and compared on every reconcile.
 //!
 //! Not here: GitRepository and Bucket sources, HTTP (`type: default`) HelmRepositories,
-//! keyless verification (HelmChart has no `trustedRootSecretRef`, and this build embeds no
-//! Sigstore root), notation, chart dependencies.
+//! keyless verification (OCIRepository has it, with the embedded public-good root), notation,
+//! chart dependencies.
 
 mod build;
 mod outcome;

@@ -284,5 +284,7 @@ fn store(
         std::io::copy(&mut chart, &mut out).map_err(|e| storage_failure(&e))?;
         out.into_inner().map_err(|e| storage_failure(e.error()))?
     };
-    writer.finish().map_err(|e| storage_failure(&e))
+    let stored = writer.finish().map_err(|e| storage_failure(&e))?;
+    crate::metrics::artifact_pulled("HelmChart", stored.size);
+    Ok(stored)
 }

@@ -192,7 +192,7 @@ impl HelmChartReconciler {
         }
         let Some(secret) = verify.secret_ref.as_ref().map(|r| r.name.clone()) else {
             return Err(stalled(
-                "keyless cosign verification needs a Sigstore trusted root, which HelmChart cannot name and this build does not embed: set spec.verify.secretRef to a Secret with cosign public keys (*.pub), or use an OCIRepository with spec.verify.trustedRootSecretRef",
+                "keyless cosign verification of HelmCharts is not supported by this build: set spec.verify.secretRef to a Secret with cosign public keys (*.pub), or use an OCIRepository (keyless with the public-good root or spec.verify.trustedRootSecretRef) and chartRef",
             ));
         };
         let (secrets, ns) = (self.secrets.clone(), source.access.namespace.clone());

@@ -302,10 +302,12 @@ impl OCIRepositoryReconciler {
         )
         .await
         .map_err(|e| pull_failure(&spec.url, &spec.timeout_text, &e))?;
-        blocking(move || writer.finish())
+        let stored = blocking(move || writer.finish())
             .await
             .map_err(|e| storage_failure(&e))?
-            .map_err(|e| storage_failure(&e))
+            .map_err(|e| storage_failure(&e))?;
+        crate::metrics::artifact_pulled("OCIRepository", stored.size);
+        Ok(stored)
     }
 
     fn pull_options(&self, spec: &Spec, deadline: Option<Instant>) -> PullOptions {
