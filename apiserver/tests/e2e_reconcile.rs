@@ -110,6 +110,28 @@ fn push_apply_wait_and_download_in_both_versions() {
             describe(&k, name)
         );
     }
+    // Both archives are counted in the pulled-bytes metric (kube's /metrics, as kubectl reads it).
+    let sizes: u64 = ["podinfo", "podinfo-beta"]
+        .iter()
+        .map(|name| {
+            jsonpath(&k, name, "{.status.artifact.size}")
+                .parse::<u64>()
+                .unwrap()
+        })
+        .sum();
+    let run = k.run(&["get", "--raw", "/metrics"]);
+    let metrics = run.ok();
+    let pulled = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("source_apiserver_artifact_pulled_bytes_total{kind=\"OCIRepository\"} ")
+        })
+        .unwrap_or_else(|| panic!("no pulled-bytes sample:\n{metrics}"));
+    assert_eq!(
+        pulled.trim().parse::<f64>().unwrap(),
+        sizes as f64,
+        "{metrics}"
+    );
     let path = jsonpath(&k, "podinfo", "{.status.artifact.path}");
     assert!(
         path.starts_with("ocirepository/default/podinfo/") && path.ends_with(".tar.gz"),
