@@ -290,15 +290,27 @@ fn cosign_signatures_are_verified_before_pulling() {
         "",
         "nothing pulled"
     );
+    // Keyless without trustedRootSecretRef verifies against the embedded public-good root: a
+    // key-made signature carries no certificate, so none is found; retried, not stalled.
     let message = wait_ready(&k, "keyless", "False", Some("VerificationError"));
-    assert!(message.contains("keyless"), "{message}");
+    assert!(
+        message.starts_with(
+            "failed to verify the signature using provider 'cosign': no signatures found"
+        ),
+        "{message}"
+    );
     assert_eq!(
         jsonpath(
             &k,
             "keyless",
             "{.status.conditions[?(@.type==\"Stalled\")].status}"
         ),
-        "True"
+        ""
+    );
+    assert_eq!(
+        jsonpath(&k, "keyless", "{.status.artifact}"),
+        "",
+        "nothing pulled"
     );
 }
 
