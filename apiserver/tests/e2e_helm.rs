@@ -335,9 +335,41 @@ fn signed_charts_verify_and_a_foreign_signature_keeps_the_last_good_chart() {
         "signed",
         "  version: 6.5.0\n  verify:\n    provider: cosign\n    secretRef:\n      name: cosign\n",
     );
+    // Keyless (no secretRef): checked against the embedded public-good root; a key-made
+    // signature carries no certificate, so none is found and nothing is stored (retried, not
+    // stalled).
+    helm_chart(
+        &k,
+        "v1",
+        "keyless",
+        "  version: 6.5.0\n  verify:\n    provider: cosign\n    matchOIDCIdentity:\n    - issuer: ^https://token.actions.githubusercontent.com$\n      subject: ^https://github.com/stefanprodan/podinfo.*$\n",
+    );
     wait_condition(&k, "signed", "Ready", "True", "ChartPullSucceeded");
     wait_condition(&k, "signed", "SourceVerified", "True", "Succeeded");
     let good = get(&k, "helmchart", "signed", "{.status.artifact.digest}");
+    let m = wait_condition(
+        &k,
+        "keyless",
+        "SourceVerified",
+        "False",
+        "VerificationError",
+    );
+    assert!(
+        m.starts_with(
+            "failed to verify the signature using provider 'cosign': no signatures found"
+        ),
+        "{m}"
+    );
+    assert_eq!(get(&k, "helmchart", "keyless", "{.status.artifact}"), "");
+    assert_eq!(
+        get(
+            &k,
+            "helmchart",
+            "keyless",
+            "{.status.conditions[?(@.type==\"Stalled\")].status}"
+        ),
+        ""
+    );
 
     push_chart(
         &registry,

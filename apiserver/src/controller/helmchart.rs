@@ -11,8 +11,8 @@
 //! manifest digest is kept in `status.artifact.metadata` and compared on every reconcile.
 //!
 //! Not here: GitRepository and Bucket sources, HTTP (`type: default`) HelmRepositories,
-//! keyless verification (OCIRepository has it, with the embedded public-good root), notation,
-//! chart dependencies.
+//! notation, chart dependencies. Keyless verification uses the embedded Sigstore public-good
+//! root (HelmChart names no trusted root).
 
 mod build;
 mod outcome;

@@ -375,6 +375,30 @@ pub(crate) fn cosign_keys(
     Ok(keys)
 }
 
+/// `matchOIDCIdentity` as regular expressions; none means any identity (Flux's `.*`/`.*`).
+pub(crate) fn keyless_identities(
+    matches: &[openapi::v1::OIDCIdentityMatch],
+) -> Result<Vec<registry::cosign::Identity>, String> {
+    let compile = |what: &str, re: &str| {
+        regex::Regex::new(re).map_err(|e| format!("invalid matchOIDCIdentity {what} '{re}': {e}"))
+    };
+    if matches.is_empty() {
+        return Ok(vec![registry::cosign::Identity {
+            issuer: compile("issuer", ".*")?,
+            subject: compile("subject", ".*")?,
+        }]);
+    }
+    matches
+        .iter()
+        .map(|m| {
+            Ok(registry::cosign::Identity {
+                issuer: compile("issuer", &m.issuer)?,
+                subject: compile("subject", &m.subject)?,
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

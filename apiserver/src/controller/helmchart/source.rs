@@ -175,8 +175,9 @@ impl HelmChartReconciler {
             .map_err(|e| StepFailure::fetch(reasons::AUTHENTICATION_FAILED, e.message))
     }
 
-    /// The cosign signature of the resolved manifest digest, with the `*.pub` keys of
-    /// `spec.verify.secretRef`.
+    /// The cosign signature of the resolved manifest digest: with the `*.pub` keys of
+    /// `spec.verify.secretRef`, else keyless against the embedded public-good root and
+    /// `spec.verify.matchOIDCIdentity`.
     async fn verify(
         &self,
         client: &Client,
@@ -191,9 +192,21 @@ impl HelmChartReconciler {
             ));
         }
         let Some(secret) = verify.secret_ref.as_ref().map(|r| r.name.clone()) else {
-            return Err(stalled(
-                "keyless cosign verification of HelmCharts is not supported by this build: set spec.verify.secretRef to a Secret with cosign public keys (*.pub), or use an OCIRepository (keyless with the public-good root or spec.verify.trustedRootSecretRef) and chartRef",
-            ));
+            // Keyless: HelmChart names no trusted root, so the embedded Sigstore public-good
+            // root is the one (as Flux's HelmChart, which uses the public-good instance).
+            let matches = verify.match_oidc_identity.clone().unwrap_or_default();
+            let identities = access::keyless_identities(&matches).map_err(StepFailure::verify)?;
+            let root = registry::cosign::TrustedRoot::public_good();
+            return registry::cosign::verify_keyless(
+                client,
+                &source.repository,
+                &resolved.digest,
+                &root,
+                &identities,
+            )
+            .await
+            .map(drop)
+            .map_err(|e| StepFailure::verify(chain(&e)));
         };
         let (secrets, ns) = (self.secrets.clone(), source.access.namespace.clone());
         let keys = blocking(move || access::cosign_keys(&secrets, &ns, &secret))

@@ -240,7 +240,8 @@ impl OCIRepositoryReconciler {
                             .map_err(StepFailure::verify)?
                     }
                 };
-                let identities = keyless_identities(&identities).map_err(StepFailure::verify)?;
+                let identities =
+                    credentials::keyless_identities(&identities).map_err(StepFailure::verify)?;
                 registry::cosign::verify_keyless(client, repo, &digest, &root, &identities)
                     .await
                     .map(drop)
@@ -353,30 +354,6 @@ fn is_up_to_date(status: &OCIRepositoryStatus, obj: &OCIRepository, r: &Resolved
             .artifact
             .as_ref()
             .is_some_and(|a| a.has_revision(&r.revision))
-}
-
-/// `matchOIDCIdentity` as regular expressions; none means any identity (Flux's `.*`/`.*`).
-fn keyless_identities(
-    matches: &[openapi::v1::OIDCIdentityMatch],
-) -> Result<Vec<registry::cosign::Identity>, String> {
-    let compile = |what: &str, re: &str| {
-        regex::Regex::new(re).map_err(|e| format!("invalid matchOIDCIdentity {what} '{re}': {e}"))
-    };
-    if matches.is_empty() {
-        return Ok(vec![registry::cosign::Identity {
-            issuer: compile("issuer", ".*")?,
-            subject: compile("subject", ".*")?,
-        }]);
-    }
-    matches
-        .iter()
-        .map(|m| {
-            Ok(registry::cosign::Identity {
-                issuer: compile("issuer", &m.issuer)?,
-                subject: compile("subject", &m.subject)?,
-            })
-        })
-        .collect()
 }
 
 /// Flux's `getTagBySemver`: filter tags by the regular expression, keep those that parse as
