@@ -306,19 +306,6 @@ pub fn reconciled(
         .observe(elapsed.as_secs_f64());
 }
 
-/// controller-runtime's `result` label for what a reconcile decided: `error` when it failed and
-/// backs off, `requeue_after` when it asked to run again after its interval, `success` when it
-/// waits for a change (a stalled failure too: Flux returns no error for those, so
-/// controller-runtime counts them as successes as well).
-pub fn reconcile_result(action: crate::controller::runtime::Action) -> &'static str {
-    use crate::controller::runtime::Action;
-    match action {
-        Action::Backoff => "error",
-        Action::Requeue(_) => "requeue_after",
-        Action::AwaitChange => "success",
-    }
-}
-
 /// Counts `bytes` written into a new artifact of `kind` (`OCIRepository`, `HelmChart`).
 pub fn artifact_pulled(kind: &str, bytes: u64) {
     METRICS

@@ -39,6 +39,20 @@ pub enum Action {
     Backoff,
 }
 
+impl Action {
+    /// controller-runtime's `result` label for what a reconcile decided: `error` when it failed
+    /// and backs off, `requeue_after` when it asked to run again after its interval, `success`
+    /// when it waits for a change (a stalled failure too: Flux returns no error for those, so
+    /// controller-runtime counts them as successes as well).
+    pub fn metric_result(self) -> &'static str {
+        match self {
+            Action::Backoff => "error",
+            Action::Requeue(_) => "requeue_after",
+            Action::AwaitChange => "success",
+        }
+    }
+}
+
 /// One kind's reconcile logic: a typed object in, an [`Action`] or a typed failure out, and
 /// the one place where a failure becomes conditions, an event and the next requeue.
 ///
@@ -155,7 +169,7 @@ impl<R: Reconcile> Controller<R> {
                 R::KIND,
                 &key.namespace,
                 &key.name,
-                crate::metrics::reconcile_result(action),
+                action.metric_result(),
                 started.elapsed(),
             );
             let _entered = span.enter();
