@@ -21,23 +21,8 @@ use tokio::time::Instant;
 
 use super::super::failure::{StepFailure, blocking};
 use super::super::runtime::chain;
-use super::source::{ChartSource, MANIFEST_DIGEST_KEY, Resolved};
+use super::source::{Built, ChartSource, MANIFEST_DIGEST_KEY, Resolved};
 use super::{ARTIFACT_KIND, HelmChartReconciler, object_ref, registry_failure};
-
-/// A stored chart.
-#[derive(Debug)]
-pub(crate) struct Built {
-    /// The artifact file.
-    pub(crate) stored: StoredArtifact,
-    /// The chart name (`Chart.yaml`).
-    pub(crate) name: String,
-    /// The artifact revision (the chart version as stored).
-    pub(crate) revision: String,
-    /// Values files merged (`None`: the chart was stored as pulled).
-    pub(crate) merged: Option<Vec<String>>,
-    /// The artifact metadata (the manifest digest).
-    pub(crate) metadata: BTreeMap<String, String>,
-}
 
 /// What the blocking build needs.
 struct BuildInput {

@@ -53,7 +53,22 @@ pub(super) enum Outcome {
     /// The stored artifact is the resolved chart, built from this generation.
     UpToDate { revision: String },
     /// A new artifact was stored.
-    Stored(super::build::Built),
+    Stored(Built),
+}
+
+/// A stored chart.
+#[derive(Debug)]
+pub(crate) struct Built {
+    /// The artifact file.
+    pub(crate) stored: storage::StoredArtifact,
+    /// The chart name (`Chart.yaml`).
+    pub(crate) name: String,
+    /// The artifact revision (the chart version as stored).
+    pub(crate) revision: String,
+    /// Values files merged (`None`: the chart was stored as pulled).
+    pub(crate) merged: Option<Vec<String>>,
+    /// The artifact metadata (the manifest digest).
+    pub(crate) metadata: std::collections::BTreeMap<String, String>,
 }
 
 /// The artifact revision: the chart version, with the generation as build metadata when
