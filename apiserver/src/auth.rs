@@ -12,6 +12,7 @@
 
 pub mod authentication;
 pub mod authorization;
+pub mod client_certificate;
 pub mod delegating;
 pub mod in_cluster;
 pub mod pki;

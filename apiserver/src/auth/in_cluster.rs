@@ -9,12 +9,12 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::authorization::DelegatingAuthorizer;
+use crate::auth::client_certificate::X509Authenticator;
 use crate::auth::delegating::DelegatingAuthenticator;
 use crate::auth::request_header::RequestHeaderAuthenticator;
 use crate::auth::subject_access_review::{CacheTtls, SubjectAccessReviewAuthorizer};
 use crate::auth::token_review::TokenReviewAuthenticator;
 use crate::auth::trust::{self, AuthenticationTrust};
-use crate::auth::x509::X509Authenticator;
 use crate::auth::{Authorizer, RequestAuthenticator};
 use crate::config::{ClusterSource, DelegationConfig};
 use crate::kube::{Client, ClusterConfig};

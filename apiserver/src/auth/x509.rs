@@ -107,40 +107,6 @@ impl CaBundle {
     }
 }
 
-/// Client certificates against the current client CA (user = CN, groups = O), as upstream's
-/// x509 authenticator: a certificate that does not verify is an error (401).
-#[derive(Debug)]
-pub struct X509Authenticator {
-    trust: std::sync::Arc<crate::auth::trust::AuthenticationTrust>,
-}
-
-impl X509Authenticator {
-    /// An authenticator reading the current client CA of `trust` on each request.
-    pub fn new(trust: std::sync::Arc<crate::auth::trust::AuthenticationTrust>) -> Self {
-        Self { trust }
-    }
-}
-
-impl crate::auth::Authenticator for X509Authenticator {
-    fn authenticate(
-        &self,
-        parts: &http::request::Parts,
-    ) -> Result<Option<crate::auth::UserInfo>, String> {
-        let trust = self.trust.current();
-        let (Some(ca), Some(chain)) = (&trust.client_ca, parts.extensions.get::<PeerChain>())
-        else {
-            return Ok(None);
-        };
-        ca.verify(chain)
-            .map_err(|e| format!("verifying the client certificate: {e}"))?;
-        Ok(Some(crate::auth::UserInfo {
-            name: chain.common_name(),
-            groups: chain.organizations(),
-            ..Default::default()
-        }))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
