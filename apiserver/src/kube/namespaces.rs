@@ -134,3 +134,44 @@ async fn watch_once(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn namespace(value: serde_json::Value) -> Namespace {
+        serde_json::from_value(value).unwrap()
+    }
+
+    #[test]
+    fn a_deletion_timestamp_alone_or_the_phase_alone_means_terminating() {
+        let active = namespace(serde_json::json!({"metadata": {"name": "a"},
+            "status": {"phase": "Active"}}));
+        let deleted = namespace(serde_json::json!({"metadata": {"name": "b",
+            "deletionTimestamp": "2026-01-01T00:00:00Z"}, "status": {"phase": "Active"}}));
+        let phase = namespace(serde_json::json!({"metadata": {"name": "c"},
+            "status": {"phase": "Terminating"}}));
+        assert_eq!(Phase::of(&active), Phase::Active);
+        assert_eq!(Phase::of(&deleted), Phase::Terminating);
+        assert_eq!(Phase::of(&phase), Phase::Terminating);
+    }
+
+    #[test]
+    fn watch_events_update_the_list_and_deleted_forgets() {
+        let cache = NamespaceCache::default();
+        cache.replace(&[namespace(serde_json::json!({"metadata": {"name": "a"}}))]);
+        let terminating = namespace(serde_json::json!({"metadata": {"name": "a"},
+            "status": {"phase": "Terminating"}}));
+        cache.apply("MODIFIED", &terminating);
+        assert_eq!(cache.phase("a"), Some(Phase::Terminating));
+        cache.apply(
+            "ADDED",
+            &namespace(serde_json::json!({"metadata": {"name": "b"}})),
+        );
+        assert_eq!(cache.phase("b"), Some(Phase::Active));
+        cache.apply("DELETED", &terminating);
+        assert_eq!(cache.phase("a"), None);
+        cache.replace(&[]);
+        assert_eq!(cache.phase("b"), None, "a list replaces the cache");
+    }
+}
