@@ -300,11 +300,24 @@ impl App {
             data_dir = %self.config.data_dir.display(),
             "serving"
         );
+        // In-cluster: NamespaceLifecycle over a watch of the cluster's namespaces.
+        let admission: Arc<dyn crate::rest::admission::Admission> = match &self.delegation {
+            Some(delegation) => {
+                let (lifecycle, watch) =
+                    crate::rest::admission::namespace_lifecycle::NamespaceLifecycle::start(
+                        delegation.client.clone(),
+                        shutdown.child_token(),
+                    );
+                self.tracker.spawn(watch);
+                Arc::new(lifecycle)
+            }
+            None => Arc::new(crate::rest::admission::NoAdmission),
+        };
         let app = router_with(
             self.state.clone(),
             RouterConfig {
                 request_timeout: self.config.request_timeout,
-                ..RouterConfig::default()
+                admission,
             },
         );
         crate::http::listener::serve(

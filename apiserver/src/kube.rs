@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod config;
+pub mod namespaces;
 
 pub use client::{Client, Error, WatchEvent};
 pub use config::ClusterConfig;

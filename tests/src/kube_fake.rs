@@ -9,6 +9,10 @@
 //! - `GET /api/v1/namespaces/kube-system/configmaps?fieldSelector=...` (list and `watch=true`):
 //!   the `extension-apiserver-authentication` ConfigMap, changed with
 //!   [`KubeFake::set_authentication_config_map`] (watchers get `MODIFIED`).
+//! - `GET /api/v1/namespaces` (list and `watch=true`) and `GET /api/v1/namespaces/<name>`:
+//!   `default`, `kube-system`, `kube-public` and `kube-node-lease` from the start, more with
+//!   [`KubeFake::add_namespace`], marked terminating with [`KubeFake::terminate_namespace`]
+//!   (watchers get `ADDED` and `MODIFIED`); each GET of one namespace is counted.
 //!
 //! A request without the fake's token is answered 401 and counted ([`KubeFake::unauthorized`]).
 
@@ -110,6 +114,9 @@ struct FakeState {
     revision: AtomicU64,
     watchers: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<Value>>>,
     unauthorized: AtomicUsize,
+    namespaces: Mutex<BTreeMap<String, Value>>,
+    namespace_watchers: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<Value>>>,
+    namespace_gets: Mutex<HashMap<String, usize>>,
 }
 
 /// The running fake.
@@ -147,6 +154,8 @@ impl KubeFake {
                 "/api/v1/namespaces/kube-system/configmaps",
                 get(config_maps),
             )
+            .route("/api/v1/namespaces", get(namespaces))
+            .route("/api/v1/namespaces/{name}", get(namespace))
             .with_state(state.clone());
         let server = HttpsServer::start(router, &cert, &key, None);
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
@@ -159,12 +168,16 @@ impl KubeFake {
             )
             .as_bytes(),
         );
-        Self {
+        let fake = Self {
             server,
             state,
             _ca: ca,
             kubeconfig,
+        };
+        for name in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            fake.add_namespace(name);
         }
+        fake
     }
 
     /// The kubeconfig the server under test uses (`--kubeconfig`).
@@ -238,6 +251,70 @@ impl KubeFake {
         let event = json!({"type": if existed { "MODIFIED" } else { "ADDED" }, "object": object});
         self.state
             .watchers
+            .lock()
+            .unwrap()
+            .retain(|w| w.send(event.clone()).is_ok());
+    }
+}
+
+impl KubeFake {
+    /// Creates namespace `name` (Active); open namespace watches get `ADDED`.
+    pub fn add_namespace(&self, name: &str) {
+        let event = self.put_namespace(name, false);
+        self.announce_namespace(event);
+    }
+
+    /// Creates namespace `name` (Active) without telling the open watches, as when a watch lags
+    /// behind the API: only a GET of the namespace finds it.
+    pub fn add_namespace_unannounced(&self, name: &str) {
+        self.put_namespace(name, false);
+    }
+
+    /// Marks namespace `name` terminating, as kube-apiserver does on its deletion
+    /// (`deletionTimestamp` set, `status.phase: Terminating`); open watches get `MODIFIED`.
+    pub fn terminate_namespace(&self, name: &str) {
+        let event = self.put_namespace(name, true);
+        self.announce_namespace(event);
+    }
+
+    /// How many namespace watches are open now.
+    pub fn namespace_watchers(&self) -> usize {
+        let mut watchers = self.state.namespace_watchers.lock().unwrap();
+        watchers.retain(|w| !w.is_closed());
+        watchers.len()
+    }
+
+    /// How many GETs of namespace `name` were served.
+    pub fn namespace_gets(&self, name: &str) -> usize {
+        let gets = self.state.namespace_gets.lock().unwrap();
+        gets.get(name).copied().unwrap_or(0)
+    }
+
+    fn put_namespace(&self, name: &str, terminating: bool) -> Value {
+        let revision = self.state.revision.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut object = json!({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "resourceVersion": revision.to_string(),
+                "labels": {"kubernetes.io/metadata.name": name}},
+            "spec": {"finalizers": ["kubernetes"]},
+            "status": {"phase": if terminating { "Terminating" } else { "Active" }},
+        });
+        if terminating {
+            object["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        }
+        let existed = self
+            .state
+            .namespaces
+            .lock()
+            .unwrap()
+            .insert(name.into(), object.clone())
+            .is_some();
+        json!({"type": if existed { "MODIFIED" } else { "ADDED" }, "object": object})
+    }
+
+    fn announce_namespace(&self, event: Value) {
+        self.state
+            .namespace_watchers
             .lock()
             .unwrap()
             .retain(|w| w.send(event.clone()).is_ok());
@@ -371,6 +448,78 @@ async fn config_maps(
         let _ = sender.send(json!({"type": "MODIFIED", "object": object}));
     }
     state.watchers.lock().unwrap().push(sender);
+    watch_response(receiver)
+}
+
+async fn namespaces(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    if query.get("watch").map(String::as_str) != Some("true") {
+        let revision = state.revision.load(Ordering::SeqCst);
+        let items: Vec<Value> = state.namespaces.lock().unwrap().values().cloned().collect();
+        return axum::Json(json!({
+            "apiVersion": "v1", "kind": "NamespaceList",
+            "metadata": {"resourceVersion": revision.to_string()},
+            "items": items,
+        }))
+        .into_response();
+    }
+    let from: u64 = query
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    // Changes after `from` are replayed (as MODIFIED), as a watch from a resourceVersion does.
+    let namespaces = state.namespaces.lock().unwrap();
+    for object in namespaces.values() {
+        let version: u64 = object["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if version > from {
+            let _ = sender.send(json!({"type": "MODIFIED", "object": object}));
+        }
+    }
+    state.namespace_watchers.lock().unwrap().push(sender);
+    drop(namespaces);
+    watch_response(receiver)
+}
+
+async fn namespace(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    *state
+        .namespace_gets
+        .lock()
+        .unwrap()
+        .entry(name.clone())
+        .or_default() += 1;
+    match state.namespaces.lock().unwrap().get(&name).cloned() {
+        Some(object) => axum::Json(object).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": format!("namespaces \"{name}\" not found"), "reason": "NotFound",
+                "details": {"name": name, "kind": "namespaces"}, "code": 404}),
+            ),
+        )
+            .into_response(),
+    }
+}
+
+/// A line-delimited watch answer streaming the events sent to `receiver`.
+fn watch_response(receiver: tokio::sync::mpsc::UnboundedReceiver<Value>) -> Response {
     let stream = futures::stream::unfold(receiver, |mut receiver| async move {
         let event = receiver.recv().await?;
         let line = format!("{event}\n");

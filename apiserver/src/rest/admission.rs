@@ -1,8 +1,10 @@
 //! The admission step every write takes (`k8s.io/apiserver/pkg/admission`): after the object is
 //! decoded, converted and defaulted, and before it is validated and stored, each write asks the
 //! server's [`Admission`] whether it may proceed. Namespace lifecycle (refusing creates in a
-//! missing or terminating namespace) goes here in the aggregated mode; standalone mode admits
-//! everything ([`NoAdmission`]).
+//! missing or terminating namespace, [`namespace_lifecycle`]) is the in-cluster mode's admission;
+//! standalone mode admits everything ([`NoAdmission`]).
+
+pub mod namespace_lifecycle;
 
 use std::fmt;
 
