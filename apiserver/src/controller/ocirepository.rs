@@ -9,9 +9,9 @@
 //! Level-triggered: every reconcile gets the latest stored object; the triggering event is
 //! never used.
 //!
-//! Not here: notation and keyless verification without a `trustedRootSecretRef` (they stall
-//! with a clear message; cosign with public keys, and keyless against a trusted root Secret,
-//! are verified), cloud provider logins (in-cluster mode).
+//! Not here: notation (it stalls with a clear message; cosign with public keys, and keyless
+//! against a trusted root Secret or the embedded Sigstore public-good root, are verified),
+//! cloud provider logins (in-cluster mode).
 
 mod failure;
 mod outcome;
@@ -25,10 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openapi::conditions::{self, types};
-use openapi::meta::{RECONCILE_REQUEST_ANNOTATION, SOURCE_FINALIZER};
+use openapi::meta::RECONCILE_REQUEST_ANNOTATION;
 use openapi::v1::OCIRepository;
 use serde_json::Value;
-use storage::{ArtifactStore, ObjectStore, ResourceKey, UpdatePart, WriteOptions};
+use storage::{ArtifactStore, ObjectStore, ResourceKey};
 
 use super::events::{EventRecorder, EventType, ObjectRef};
 use super::failure::{blocking, now};
@@ -131,7 +131,7 @@ impl Reconcile for OCIRepositoryReconciler {
         if obj.metadata.deletion_timestamp.is_some() {
             return self.finalize(&obj, read).await;
         }
-        let read = self.ensure_finalizer(&obj, read).await?;
+        let read = super::finalizer::ensure(self.store.as_ref(), &key(&obj), read).await?;
         if obj.spec.is_suspended() {
             tracing::debug!("suspended");
             return self.suspended(&obj, read).await;
@@ -189,9 +189,8 @@ impl OCIRepositoryReconciler {
     }
 
     /// Deletion: the artifacts are removed, then the finalizer.
-    async fn finalize(&self, obj: &OCIRepository, mut read: Value) -> Result<Action, Error> {
-        let finalizers = obj.metadata.finalizers.clone().unwrap_or_default();
-        if !finalizers.iter().any(|f| f == SOURCE_FINALIZER) {
+    async fn finalize(&self, obj: &OCIRepository, read: Value) -> Result<Action, Error> {
+        if !super::finalizer::has(&read) {
             return Ok(Action::AwaitChange);
         }
         let object = object_ref(obj);
@@ -208,39 +207,8 @@ impl OCIRepositoryReconciler {
             "garbage collected artifacts for deleted resource",
             &BTreeMap::new(),
         );
-        let remaining: Vec<&String> = finalizers
-            .iter()
-            .filter(|f| *f != SOURCE_FINALIZER)
-            .collect();
-        read["metadata"]["finalizers"] = serde_json::json!(remaining);
-        self.store
-            .update(&key(obj), read, UpdatePart::Main, WriteOptions::default())
-            .await?;
+        super::finalizer::remove(self.store.as_ref(), &key(obj), read).await?;
         Ok(Action::AwaitChange)
-    }
-
-    /// Adds Flux's finalizer when missing; returns the object as stored.
-    async fn ensure_finalizer(&self, obj: &OCIRepository, mut read: Value) -> Result<Value, Error> {
-        let has = obj
-            .metadata
-            .finalizers
-            .as_ref()
-            .is_some_and(|f| f.iter().any(|f| f == SOURCE_FINALIZER));
-        if has {
-            return Ok(read);
-        }
-        let list = read["metadata"]
-            .as_object_mut()
-            .expect("objects have metadata")
-            .entry("finalizers")
-            .or_insert_with(|| Value::Array(vec![]));
-        if let Some(a) = list.as_array_mut() {
-            a.push(Value::String(SOURCE_FINALIZER.into()));
-        }
-        Ok(self
-            .store
-            .update(&key(obj), read, UpdatePart::Main, WriteOptions::default())
-            .await?)
     }
 
     /// A suspended object, as Flux's: it has its finalizer (added before), and its status
