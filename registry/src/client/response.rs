@@ -63,6 +63,10 @@ pub(crate) fn classify(url: &str, e: reqwest::Error) -> Error {
     }
 }
 
+/// The TLS failure in `e`'s chain: OpenSSL's words (verified connections), or rustls's
+/// described by [`describe_tls`]. tokio-rustls reports a handshake failure as an `io::Error`
+/// wrapping the `rustls::Error`, and `io::Error::source` skips the wrapped error, so the walk
+/// descends into a wrapping `io::Error` instead.
 fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
@@ -72,9 +76,42 @@ fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
         {
             return Some(err.to_string());
         }
-        cur = err.source();
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(describe_tls(tls));
+        }
+        cur = match err.downcast_ref::<std::io::Error>() {
+            Some(io) if io.get_ref().is_some() => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            _ => err.source(),
+        };
     }
     None
+}
+
+/// A TLS failure in the words operators know from OpenSSL and Go: a refused server certificate
+/// is `certificate verify failed: <why>`, an alert from the server names it in words
+/// (`received fatal alert: bad certificate` when a client certificate is missing).
+fn describe_tls(e: &rustls::Error) -> String {
+    match e {
+        rustls::Error::InvalidCertificate(why) => format!("certificate verify failed: {why}"),
+        rustls::Error::AlertReceived(alert) => {
+            format!("received fatal alert: {}", words(&format!("{alert:?}")))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// `BadCertificate` → `bad certificate`.
+fn words(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 4);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 /// Reads a whole body, failing with [`Error::TooLarge`] past `limit` bytes; bounded by `timeout`.
