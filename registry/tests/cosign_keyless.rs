@@ -42,6 +42,7 @@ async fn keyless_bundles_verify_for_the_right_identity_only() {
         "late",
         "sig",
         "sig-no-bundle",
+        "no-proof",
     ];
     let mut refs = Vec::new();
     let mut args = vec![
@@ -182,6 +183,13 @@ async fn keyless_bundles_verify_for_the_right_identity_only() {
         .unwrap_err();
     assert!(matches!(e, VerifyError::TransparencyLog { .. }), "{e:?}");
     assert!(e.to_string().contains("no Rekor bundle"), "{e}");
+    // A v0.3 bundle stripped of its inclusion proof: the SET alone does not do (sigstore-go).
+    let (r, d) = &refs[8];
+    let e = cosign::verify_keyless(&client, r, d, &root, std::slice::from_ref(&right))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, VerifyError::TransparencyLog { .. }), "{e:?}");
+    assert!(e.to_string().contains("no inclusion proof"), "{e}");
     // Key verification ignores keyless layers' certificates: no key matches.
     let e = cosign::verify(
         &client,

@@ -9,7 +9,8 @@ use std::process::Command;
 
 /// A test Sigstore. Arguments: `host outdir` then `repo digest variant` triples, variant one of
 /// `good`, `bad-set` (SET signed by another key), `no-tlog`, `other-payload` (log entry for
-/// another payload), `late` (logged after the certificate expired), `sig` (a cosign v2 keyless
+/// another payload), `late` (logged after the certificate expired), `no-proof` (a v0.3 bundle
+/// whose entry has no inclusion proof), `sig` (a cosign v2 keyless
 /// `.sig` layer with certificate and Rekor bundle annotations), `sig-no-bundle`. Writes `trusted_root.json` and `other_root.json` (same log, another CA).
 pub const SCRIPT: &str = r#"
 import base64, datetime, hashlib, json, sys, urllib.request
@@ -178,6 +179,18 @@ for repo, digest, variant in jobs:
                 "integratedTime": str(integrated),
                 "inclusionPromise": {"signedEntryTimestamp": b64(set_sig)},
                 "canonicalizedBody": b64(body)}]
+    # Rekor's inclusion proof: the entry is leaf 0 of a two-leaf tree, and a checkpoint signed
+    # by the log key (a signed note whose key hint is the log ID's first four bytes) names the
+    # tree's size and root hash. `no-proof` strips it, as an old or forged bundle would.
+    leaf_hash = hashlib.sha256(b"\x00" + body).digest()
+    sibling = hashlib.sha256(b"\x00other entry").digest()
+    root_hash = hashlib.sha256(b"\x01" + leaf_hash + sibling).digest()
+    note = f"rekor.sigstore.test - 1\n2\n{b64(root_hash)}\n".encode()
+    note_sig = rekor_key.sign(note, ec.ECDSA(hashes.SHA256()))
+    checkpoint = note.decode() + "\n\u2014 rekor.sigstore.test " + b64(key_id[:4] + note_sig) + "\n"
+    if variant != "no-proof":
+        entries[0]["inclusionProof"] = {"logIndex": "0", "rootHash": b64(root_hash), "treeSize": "2",
+                                        "hashes": [b64(sibling)], "checkpoint": {"envelope": checkpoint}}
     if variant == "no-tlog":
         entries = []
     bundle = json.dumps({"mediaType": BUNDLE,

@@ -261,8 +261,9 @@ pub struct SignerIdentity {
 /// among the referrers (a `dsse` entry). Signature and certificate checks run on the blocking
 /// pool. `Verified::key_index` is 0.
 ///
-/// A bundle's inclusion proof (with its checkpoint) is verified when present; the `.sig`
-/// annotation form has none. Not supported: inclusion proofs without a SET (Rekor v2), RFC 3161 timestamps, CT log (SCT)
+/// A bundle v0.2 or later (cosign v3 writes v0.3) is refused without a Rekor inclusion proof
+/// and signed checkpoint for its entry, as sigstore-go refuses it; a v0.1 bundle's proof is
+/// verified when present; the `.sig` annotation form has none. Not supported: inclusion proofs without a SET (Rekor v2), RFC 3161 timestamps, CT log (SCT)
 /// checks, `dev.sigstore.cosign/chain` (the chain comes from `root`), certificate identity
 /// checks beyond issuer and SAN.
 ///
@@ -436,6 +437,10 @@ async fn fetch(
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct BundleJson {
+    /// `application/vnd.dev.sigstore.bundle.v0.3+json`, or
+    /// `application/vnd.dev.sigstore.bundle+json;version=0.N` before v0.3.
+    #[serde(default)]
+    media_type: String,
     verification_material: Option<MaterialJson>,
     dsse_envelope: Option<EnvelopeJson>,
 }
@@ -559,7 +564,8 @@ fn check_bundle(
         signature: &signature,
         cert_der: &cert_der,
     };
-    let integrated_time = check_tlog(&material.tlog_entries, root, recorded, false)?;
+    let require_proof = requires_inclusion_proof(&bundle.media_type);
+    let integrated_time = check_tlog(&material.tlog_entries, root, recorded, require_proof)?;
 
     if !subjects.iter().any(|s| s == digest.as_str()) {
         return finish(&leaf, &cert_der, root, integrated_time, identities).and(Err(
@@ -570,6 +576,21 @@ fn check_bundle(
         ));
     }
     finish(&leaf, &cert_der, root, integrated_time, identities).map(Some)
+}
+
+/// Whether a bundle of `media_type` must carry a Rekor inclusion proof (with its signed
+/// checkpoint) for each log entry: from bundle v0.2 on, as sigstore-go's bundle validation
+/// requires (`sigstore/sigstore-go: pkg/bundle/bundle.go`, `validate`); a v0.1 bundle may
+/// rest on the SET alone. An unknown or missing media type is held to the stricter rule.
+fn requires_inclusion_proof(media_type: &str) -> bool {
+    let version = media_type
+        .strip_prefix("application/vnd.dev.sigstore.bundle+json;version=")
+        .or_else(|| {
+            media_type
+                .strip_prefix("application/vnd.dev.sigstore.bundle.v")
+                .and_then(|v| v.strip_suffix("+json"))
+        });
+    version != Some("0.1")
 }
 
 fn untrusted(reason: String) -> VerifyError {
@@ -673,6 +694,18 @@ const REKOR_BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bundles_from_v0_2_on_need_an_inclusion_proof() {
+        for (media_type, required) in [
+            ("application/vnd.dev.sigstore.bundle+json;version=0.1", false),
+            ("application/vnd.dev.sigstore.bundle+json;version=0.2", true),
+            ("application/vnd.dev.sigstore.bundle.v0.3+json", true),
+            ("", true),
+        ] {
+            assert_eq!(requires_inclusion_proof(media_type), required, "{media_type}");
+        }
+    }
 
     #[test]
     fn the_embedded_public_good_root_parses() {
