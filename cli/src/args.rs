@@ -301,7 +301,7 @@ pub(crate) struct ListArgs {
     #[arg(long, value_name = "REGEX")]
     pub(crate) filter_regex: Option<String>,
     /// Print the artifacts to stdout as indented JSON or as YAML (sorted keys) instead of the
-    /// table: a list of Flux's `{source_url, source_revision, digest, url}`.
+    /// table: a list of Flux's `{created, source_url, source_revision, digest, url}`.
     #[arg(long, short = 'o', value_enum)]
     pub(crate) output: Option<OutputFormat>,
     #[command(flatten)]

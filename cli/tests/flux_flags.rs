@@ -317,8 +317,13 @@ fn list_artifacts_prints_flux_metadata_as_json_and_yaml() {
     let registry = RegistryBuilder::new().start();
     let src = testdata("podinfo-kustomize");
     let repo = registry.oci_url("list/app");
-    let v1 = push(&format!("{repo}:v1.0.0"), &src, &[]);
-    let v2 = push(&format!("{repo}:v2.0.0"), &src, &["-a", "x=y"]);
+    // `created` is the manifest's annotation: the epoch with --reproducible, or as given.
+    let v1 = push(&format!("{repo}:v1.0.0"), &src, &["--reproducible"]);
+    let v2 = push(
+        &format!("{repo}:v2.0.0"),
+        &src,
+        &["-a", "org.opencontainers.image.created=2026-11-26T03:00:00Z"],
+    );
     let host = registry.host();
 
     let run = sourcectl(&[
@@ -333,12 +338,14 @@ fn list_artifacts_prints_flux_metadata_as_json_and_yaml() {
     let expected = format!(
         r#"[
   {{
+    "created": "2026-11-26T03:00:00Z",
     "source_url": "https://github.com/stefanprodan/podinfo",
     "source_revision": "6.5.0@sha1:0123456789abcdef0123456789abcdef01234567",
     "digest": "{v2}",
     "url": "{host}/list/app:v2.0.0"
   }},
   {{
+    "created": "1970-01-01T00:00:00Z",
     "source_url": "https://github.com/stefanprodan/podinfo",
     "source_revision": "6.5.0@sha1:0123456789abcdef0123456789abcdef01234567",
     "digest": "{v1}",
@@ -363,7 +370,7 @@ fn list_artifacts_prints_flux_metadata_as_json_and_yaml() {
     assert_eq!(
         run.stdout,
         format!(
-            "- digest: {v1}\n  source_revision: 6.5.0@sha1:0123456789abcdef0123456789abcdef01234567\n  \
+            "- created: 1970-01-01T00:00:00Z\n  digest: {v1}\n  source_revision: 6.5.0@sha1:0123456789abcdef0123456789abcdef01234567\n  \
              source_url: https://github.com/stefanprodan/podinfo\n  url: {host}/list/app:v1.0.0\n"
         )
     );

@@ -52,10 +52,13 @@ pub(crate) async fn run(global: &GlobalArgs, args: ListArgs) -> anyhow::Result<E
 }
 
 /// One artifact as Flux's `oci.Metadata` serialises it (`fluxcd/pkg: oci/meta.go`), in its
-/// field order for JSON; empty source and revision are left out (`omitempty`). `List` sets
-/// no `annotations`, and `created` is not carried by the listing, so both are absent.
+/// field order for JSON; empty created, source and revision are left out (`omitempty`).
+/// `created` is the manifest's `org.opencontainers.image.created`, as `fluxcd/pkg:
+/// oci/list.go` copies it; `List` sets no `annotations`, so they are absent.
 #[derive(Serialize)]
 struct Metadata<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    created: &'a str,
     #[serde(rename = "source_url", skip_serializing_if = "str::is_empty")]
     source: &'a str,
     #[serde(rename = "source_revision", skip_serializing_if = "str::is_empty")]
@@ -75,6 +78,7 @@ fn sorted(rows: &[TagRow]) -> anyhow::Result<Vec<BTreeMap<String, serde_json::Va
 fn metadata(rows: &[TagRow]) -> Vec<Metadata<'_>> {
     rows.iter()
         .map(|r| Metadata {
+            created: &r.created,
             source: &r.source,
             revision: &r.revision,
             digest: r.digest.to_string(),
@@ -127,6 +131,7 @@ mod tests {
             tag: "v1".into(),
             reference: "localhost:5000/app:v1".parse().unwrap(),
             digest: registry::Digest::sha256_of(b"x"),
+            created: "2026-11-26T03:00:00Z".into(),
             source: "git".into(),
             revision: "main@sha1:abc".into(),
         };

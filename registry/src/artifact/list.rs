@@ -1,9 +1,9 @@
-//! `list`: tags of a repository with their digest, source and revision, filtered like
+//! `list`: tags of a repository with their digest, creation time, source and revision, filtered like
 //! `flux list artifacts` (`--filter-semver`, `--filter-regex`).
 
 use futures::{StreamExt, TryStreamExt};
 
-use super::{ANNOTATION_REVISION, ANNOTATION_SOURCE, Error};
+use super::{ANNOTATION_CREATED, ANNOTATION_REVISION, ANNOTATION_SOURCE, Error};
 use crate::client::Client;
 use crate::digest::Digest;
 use crate::manifest::Manifest;
@@ -23,6 +23,8 @@ pub struct TagRow {
     pub reference: Reference,
     /// The manifest digest the tag points at.
     pub digest: Digest,
+    /// `org.opencontainers.image.created`, as written (RFC 3339; empty when unset).
+    pub created: String,
     /// `org.opencontainers.image.source` (empty when unset).
     pub source: String,
     /// `org.opencontainers.image.revision` (empty when unset).
@@ -71,6 +73,10 @@ pub async fn list(
                     tag,
                     reference,
                     digest: descriptor.digest,
+                    created: annotations
+                        .get(ANNOTATION_CREATED)
+                        .cloned()
+                        .unwrap_or_default(),
                     source: annotations
                         .get(ANNOTATION_SOURCE)
                         .cloned()
