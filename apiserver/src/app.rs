@@ -217,7 +217,10 @@ impl App {
         );
         let helm_repositories = Controller::new(
             store.clone(),
-            HelmRepositoryReconciler::new(store.clone()),
+            HelmRepositoryReconciler::new(store.clone()).with_chart_requeue({
+                let charts = helm_charts.clone();
+                Arc::new(move |key| charts.enqueue(key))
+            }),
             1,
             ExponentialBackoff::factory(),
         );

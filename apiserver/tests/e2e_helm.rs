@@ -185,8 +185,12 @@ fn versions_resolve_exactly_and_by_range_with_values_merged_in_both_api_versions
         get(&k, "helmchart", "exact", "{.status.artifact.revision}"),
         "6.5.0"
     );
+    // `<chart>-<version>-<manifest hex[..12]>.tgz`: one file per chart manifest.
+    let first_path = get(&k, "helmchart", "exact", "{.status.artifact.path}");
     assert!(
-        get(&k, "helmchart", "exact", "{.status.artifact.path}").ends_with("/podinfo-6.5.0.tgz")
+        first_path.starts_with("helmchart/default/exact/podinfo-6.5.0-")
+            && first_path.ends_with(".tgz"),
+        "{first_path}"
     );
     let (chart_yaml, _) = chart_files(&download(&k, "v1beta2", "exact"));
     assert!(chart_yaml.contains("version: 6.5.0"), "{chart_yaml}");
@@ -232,6 +236,12 @@ fn versions_resolve_exactly_and_by_range_with_values_merged_in_both_api_versions
         || describe(&k, "helmchart", "exact"),
     );
     assert_eq!(sha256(&download(&k, "v1", "exact")), after);
+    // Under another file name: the old file was never overwritten under a status that still
+    // named it (no 503 window); retention collects it.
+    assert_ne!(
+        get(&k, "helmchart", "exact", "{.status.artifact.path}"),
+        first_path
+    );
     assert_eq!(
         get(&k, "helmchart", "exact", "{.status.artifact.revision}"),
         "6.5.0"
@@ -556,4 +566,34 @@ fn charts_over_the_size_limits_are_refused_and_nothing_is_stored() {
     let m = wait_condition(&k, "big-file", "BuildFailed", "True", "ChartPackageError");
     assert!(m.contains("(--helm-chart-file-max-size)"), "{m}");
     assert_eq!(get(&k, "helmchart", "big-file", "{.status.artifact}"), "");
+}
+
+#[test]
+fn a_helm_repository_change_requeues_the_charts_naming_it() {
+    // The same chart version with different content in two registries.
+    let first = RegistryBuilder::new().start();
+    let second = RegistryBuilder::new().start();
+    push_chart(&first, "6.5.0", None, None);
+    push_chart(&second, "6.5.0", Some("kind: ConfigMap\n"), None);
+    let server = server(&[], None);
+    let k = Kubectl::new(None, &server.kubeconfig());
+    helm_repository(&k, &first, "");
+    // An hour's interval: only the repository change can make it reconcile again in time.
+    apply(
+        &k,
+        "apiVersion: source.toolkit.fluxcd.io/v1\nkind: HelmChart\nmetadata:\n  name: slow\n  namespace: default\nspec:\n  chart: podinfo\n  version: 6.5.0\n  interval: 1h\n  sourceRef:\n    kind: HelmRepository\n    name: charts\n",
+    );
+    wait_condition(&k, "slow", "Ready", "True", "ChartPullSucceeded");
+    let before = get(&k, "helmchart", "slow", "{.status.artifact.digest}");
+
+    helm_repository(&k, &second, "");
+    let after = eventually(
+        "the chart from the repository's new URL",
+        || {
+            Some(get(&k, "helmchart", "slow", "{.status.artifact.digest}"))
+                .filter(|d| !d.is_empty() && *d != before)
+        },
+        || describe(&k, "helmchart", "slow"),
+    );
+    assert_eq!(sha256(&download(&k, "v1", "slow")), after);
 }

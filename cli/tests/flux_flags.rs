@@ -322,7 +322,10 @@ fn list_artifacts_prints_flux_metadata_as_json_and_yaml() {
     let v2 = push(
         &format!("{repo}:v2.0.0"),
         &src,
-        &["-a", "org.opencontainers.image.created=2026-11-26T03:00:00Z"],
+        &[
+            "-a",
+            "org.opencontainers.image.created=2026-11-26T03:00:00Z",
+        ],
     );
     let host = registry.host();
 

@@ -3,12 +3,20 @@
 //! never reconciled and keeps no status (a status left by an earlier `type: default` is
 //! cleared). A `type: default` (HTTP/S index) repository is not supported by this server: it
 //! gets `Stalled=True` and `Ready=False` saying so, once per generation.
+//!
+//! Every reconcile (a new repository, a new generation — URL, `secretRef`, `insecure`… —, a
+//! `reconcile.fluxcd.io/requestedAt`) requeues the HelmCharts whose `sourceRef` names the
+//! repository, as Flux's HelmChart controller watches HelmRepositories and maps them through
+//! its `sourceRef` index (`fluxcd/source-controller: internal/controller/helmchart_controller.go`,
+//! `requestsForHelmRepositoryChange`). Flux filters that watch on a new artifact revision,
+//! which an OCI repository never has; here a spec change is enough, so a chart follows a
+//! changed URL or credentials at once instead of at its next interval.
 
 use std::sync::Arc;
 
 use openapi::conditions::{self, reasons, types};
 use openapi::v1::{HelmRepository, HelmRepositoryStatus};
-use storage::{ObjectStore, ResourceKey};
+use storage::{ListOptions, ObjectKey, ObjectStore, ResourceKey};
 
 use super::failure::now;
 use super::runtime::{Action, Reconcile};
@@ -16,22 +24,78 @@ use super::runtime::{Action, Reconcile};
 /// Why the HTTP/S index type stalls.
 pub const UNSUPPORTED_TYPE_MESSAGE: &str = "HelmRepository type 'default' (an HTTP/S Helm index) is not supported yet by this server: use type 'oci' with an oci:// URL, or an OCIRepository";
 
+/// Queues a HelmChart (by its storage key) for a reconcile now: in the server,
+/// [`Controller::enqueue`](super::runtime::Controller::enqueue) of the HelmChart controller.
+pub type ChartRequeue = Arc<dyn Fn(ObjectKey) + Send + Sync>;
+
 /// The HelmRepository reconciler.
-#[derive(Debug)]
 pub struct HelmRepositoryReconciler {
     store: Arc<dyn ObjectStore>,
+    charts: Option<ChartRequeue>,
 }
 
-impl HelmRepositoryReconciler {
-    /// A reconciler over the object store.
-    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        Self { store }
+impl std::fmt::Debug for HelmRepositoryReconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HelmRepositoryReconciler")
+            .field("requeues_charts", &self.charts.is_some())
+            .finish_non_exhaustive()
     }
 }
 
-/// A failed status write.
+impl HelmRepositoryReconciler {
+    /// A reconciler over the object store that requeues no charts.
+    pub fn new(store: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            store,
+            charts: None,
+        }
+    }
+
+    /// Requeues, through `requeue`, the HelmCharts naming a repository on each of its
+    /// reconciles.
+    #[must_use]
+    pub fn with_chart_requeue(mut self, requeue: ChartRequeue) -> Self {
+        self.charts = Some(requeue);
+        self
+    }
+
+    /// Queues the HelmCharts of `obj`'s namespace whose `sourceRef` is this HelmRepository.
+    ///
+    /// # Errors
+    /// [`Error`] when the HelmCharts cannot be listed.
+    async fn requeue_charts(&self, obj: &HelmRepository) -> Result<(), Error> {
+        let Some(requeue) = &self.charts else {
+            return Ok(());
+        };
+        let ns = obj.metadata.namespace.clone().unwrap_or_default();
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        let resource = super::helm_charts();
+        let mut opts = ListOptions::default();
+        loop {
+            let page = self
+                .store
+                .list(&resource, Some(&ns), &opts)
+                .await
+                .map_err(Error)?;
+            for chart in &page.items {
+                let source = &chart["spec"]["sourceRef"];
+                if source["kind"] == "HelmRepository" && source["name"] == name.as_str() {
+                    let chart_name = chart["metadata"]["name"].as_str().unwrap_or_default();
+                    tracing::debug!(chart = chart_name, "repository changed: requeueing chart");
+                    requeue(resource.object(ns.clone(), chart_name.to_owned()));
+                }
+            }
+            match page.continue_token {
+                Some(token) => opts.continue_token = Some(token),
+                None => return Ok(()),
+            }
+        }
+    }
+}
+
+/// A failed status write, or a failed list of the HelmCharts to requeue.
 #[derive(Debug, thiserror::Error)]
-#[error("writing the HelmRepository status")]
+#[error("writing the HelmRepository status or listing its HelmCharts")]
 pub struct Error(#[source] storage::Error);
 
 impl Reconcile for HelmRepositoryReconciler {
@@ -80,6 +144,7 @@ impl Reconcile for HelmRepositoryReconciler {
                 .await
                 .map_err(Error)?;
         }
+        self.requeue_charts(&obj).await?;
         Ok(Action::AwaitChange)
     }
 

@@ -151,6 +151,14 @@ impl<R: Reconcile> Controller<R> {
         self.relists.load(Ordering::Relaxed)
     }
 
+    /// Queues `key` for a reconcile now, for a change this controller's own watch does not
+    /// see: another kind's object mapped to this kind's keys, as Flux's `Watches(...,
+    /// EnqueueRequestsFromMapFunc)` does (a HelmRepository change to the HelmCharts naming
+    /// it). A key already queued keeps the earlier deadline; a running key runs again after.
+    pub fn enqueue(&self, key: ObjectKey) {
+        self.queue.schedule(key, Instant::now());
+    }
+
     async fn work(&self, worker: usize, shutdown: CancellationToken) {
         loop {
             let key = tokio::select! {

@@ -698,12 +698,19 @@ mod tests {
     #[test]
     fn bundles_from_v0_2_on_need_an_inclusion_proof() {
         for (media_type, required) in [
-            ("application/vnd.dev.sigstore.bundle+json;version=0.1", false),
+            (
+                "application/vnd.dev.sigstore.bundle+json;version=0.1",
+                false,
+            ),
             ("application/vnd.dev.sigstore.bundle+json;version=0.2", true),
             ("application/vnd.dev.sigstore.bundle.v0.3+json", true),
             ("", true),
         ] {
-            assert_eq!(requires_inclusion_proof(media_type), required, "{media_type}");
+            assert_eq!(
+                requires_inclusion_proof(media_type),
+                required,
+                "{media_type}"
+            );
         }
     }
 

@@ -4,7 +4,8 @@
 //! digest-checked while it streams; the archive checked as Helm's loader does under
 //! `--helm-chart-file-max-size`; values files merged and the chart re-packaged with the
 //! generation as build metadata (Flux's "packaged"), or the archive stored byte for byte
-//! ("pulled"); the artifact `helmchart/<ns>/<name>/<chart>-<version>.tgz` written atomically.
+//! ("pulled"); the artifact `helmchart/<ns>/<name>/<chart>-<version>-<manifest hex[..12]>.tgz`
+//! written atomically.
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Seek as _, Write as _};
@@ -34,6 +35,8 @@ struct BuildInput {
     ignore_missing: bool,
     revision: String,
     tag_version: String,
+    /// The chart's OCI manifest digest, hex: part of the file name.
+    manifest_hex: String,
     max_file_bytes: u64,
 }
 
@@ -59,6 +62,7 @@ impl HelmChartReconciler {
             ignore_missing: obj.spec.ignore_missing_values_files == Some(true),
             revision: revision.to_owned(),
             tag_version: resolved.version.clone(),
+            manifest_hex: resolved.digest.hex().to_owned(),
             max_file_bytes: self.config.max_file_bytes,
         };
         let mut built = blocking(move || build(input)).await.map_err(|e| {
@@ -241,7 +245,11 @@ fn build(input: BuildInput) -> Result<Built, StepFailure> {
     })
 }
 
-/// Writes `<chart>-<version>.tgz`: the pulled archive copied, or re-packaged with `values`.
+/// Writes `<chart>-<version>-<manifest hex[..12]>.tgz`: the pulled archive copied, or
+/// re-packaged with `values`. Flux writes `<chart>-<version>.tgz`, and a version re-pushed with
+/// new content would replace the file that `status.artifact` still describes (its digest no
+/// longer matching: 503 until the status is written); a distinct name per chart manifest keeps
+/// the old file serving until then, and retention collects it afterwards.
 fn store(
     input: &BuildInput,
     mut chart: std::fs::File,
@@ -254,7 +262,8 @@ fn store(
             format!("unable to write chart artifact to storage: {}", chain(e)),
         )
     };
-    let file_name = format!("{}-{}.tgz", metadata.name, metadata.version);
+    let short = input.manifest_hex.get(..12).unwrap_or(&input.manifest_hex);
+    let file_name = format!("{}-{}-{short}.tgz", metadata.name, metadata.version);
     let writer = input
         .artifacts
         .create(ARTIFACT_KIND, &input.namespace, &input.name, &file_name)
