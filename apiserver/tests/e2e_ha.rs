@@ -244,6 +244,11 @@ fn killing_the_leader_loses_no_write_and_a_successor_takes_over() {
     for r in &replicas {
         wait_for_artifact(r, "served");
     }
+    let unfetched_digest = jsonpath(
+        &replicas[leader].k,
+        "unfetched",
+        "{.status.artifact.digest}",
+    );
 
     // A watch on a surviving replica, from now on.
     let watch = replicas[watcher].k.background(&[
@@ -375,6 +380,11 @@ fn killing_the_leader_loses_no_write_and_a_successor_takes_over() {
             wait_for_artifact(&replicas[i], name);
         }
     }
+    // Archives are deterministic: the rebuilt artifact has the digest the old leader recorded.
+    assert_eq!(
+        wait_for_artifact(&replicas[successor], "unfetched"),
+        unfetched_digest
+    );
 
     // kill -9 one etcd member: the API keeps answering on every surviving replica.
     cluster.kill_member(0);
