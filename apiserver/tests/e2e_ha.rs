@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use test_support::e2e::{
     apply, eventually, jsonpath, oci_repository, push, sha256, testdata, wait_ready,
 };
-use test_support::etcd::EtcdCluster;
+use test_support::etcd::{ClientTls, EtcdCluster};
 use test_support::kubectl::Kubectl;
+use test_support::pki::TestCa;
 use test_support::registry::RegistryBuilder;
 use test_support::server::{ApiServer, ServerOptions};
 use test_support::tools::free_port;
@@ -30,6 +31,10 @@ struct Replica {
 }
 
 fn start_replica(cluster: &EtcdCluster, prefix: &str) -> Replica {
+    start_replica_with(cluster, prefix, &[])
+}
+
+fn start_replica_with(cluster: &EtcdCluster, prefix: &str, extra: &[&str]) -> Replica {
     let listen = format!("127.0.0.1:{}", free_port());
     let artifacts = format!("http://{listen}");
     let args = [
@@ -48,7 +53,7 @@ fn start_replica(cluster: &EtcdCluster, prefix: &str) -> Replica {
     let server = ApiServer::start(
         Path::new(env!("CARGO_BIN_EXE_source-apiserver")),
         ServerOptions {
-            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            args: args.iter().chain(extra).map(|a| (*a).to_owned()).collect(),
             ..Default::default()
         },
     );
@@ -461,4 +466,63 @@ fn only_the_leader_reconciles_and_a_graceful_stop_hands_over_at_once() {
             || tail(&new.server.log()),
         );
     }
+}
+
+#[test]
+fn replicas_reach_etcd_over_mutual_tls() {
+    let ca = TestCa::new();
+    let (cert_file, key_file) = ca.issue_server_files("etcd", &["127.0.0.1"]);
+    let (client_cert, client_key) = ca.issue_client_files("client", "source-apiserver", "");
+    let cluster = EtcdCluster::start_tls(
+        3,
+        ClientTls {
+            ca_file: ca.cert_path().to_path_buf(),
+            cert_file,
+            key_file,
+            client_cert_file: client_cert.clone(),
+            client_key_file: client_key.clone(),
+        },
+    );
+    // The members refuse a client without a certificate.
+    let anonymous = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .arg("--cacert")
+        .arg(ca.cert_path())
+        .args(["--endpoints", &cluster.endpoints_flag()])
+        .args([
+            "--command-timeout",
+            "3s",
+            "get",
+            "/",
+            "--prefix",
+            "--keys-only",
+        ])
+        .output()
+        .expect("running etcdctl (apt-get install etcd-client)");
+    assert!(
+        !anonymous.status.success(),
+        "etcd accepted a client without a certificate"
+    );
+
+    // Replicas with --etcd-cafile/--etcd-certfile/--etcd-keyfile elect a leader and share
+    // their objects.
+    let tls = [
+        "--etcd-cafile".to_owned(),
+        ca.cert_path().display().to_string(),
+        "--etcd-certfile".to_owned(),
+        client_cert.display().to_string(),
+        "--etcd-keyfile".to_owned(),
+        client_key.display().to_string(),
+    ];
+    let tls: Vec<&str> = tls.iter().map(String::as_str).collect();
+    let replicas: Vec<Replica> = (0..2)
+        .map(|_| start_replica_with(&cluster, "/tls", &tls))
+        .collect();
+    wait_for_one_leader(&replicas, &[0, 1]);
+    let spec = "  interval: 1m\n  url: oci://127.0.0.1:1/none\n  suspend: true\n";
+    apply(&replicas[0].k, &oci_repository("v1", "over-tls", spec));
+    assert_eq!(
+        jsonpath(&replicas[1].k, "over-tls", "{.metadata.uid}"),
+        jsonpath(&replicas[0].k, "over-tls", "{.metadata.uid}")
+    );
 }
