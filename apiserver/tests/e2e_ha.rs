@@ -442,6 +442,11 @@ fn only_the_leader_reconciles_and_a_graceful_stop_hands_over_at_once() {
         );
     }
     assert!(!is_leader(&replicas[follower]));
+    assert_eq!(
+        replicas[follower].k.run(&["get", "--raw", "/readyz"]).ok(),
+        "ok",
+        "a follower serves the API, so it is ready"
+    );
 
     // SIGTERM: the leader stops its controllers, then releases the key; the follower takes
     // over well before the 8 s lease could have expired.
