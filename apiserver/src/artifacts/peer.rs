@@ -289,3 +289,6 @@ impl Peers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
