@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::artifacts::peer::Peers;
 use crate::auth::{
     AuthenticatorChain, Authorizer, CertificateAuthenticator, RequestAuthenticator,
     StandaloneAuthorizer, TokenFileAuthenticator,
@@ -24,6 +25,7 @@ use crate::controller::{
 };
 use crate::http::router::{RouterConfig, router_with};
 use crate::http::state::AppState;
+use crate::leader::{LeaderElector, Leadership};
 use crate::rest::discovery::Documents;
 use storage::ArtifactStore;
 
@@ -102,6 +104,8 @@ pub struct App {
     helm_repositories: Arc<Controller<HelmRepositoryReconciler>>,
     artifact_listener: Option<(TcpListener, ArtifactStore)>,
     delegation: Option<crate::auth::in_cluster::Delegation>,
+    /// Leader election (etcd); `None` runs the controllers at once.
+    elector: Option<Arc<LeaderElector>>,
 }
 
 impl std::fmt::Debug for App {
@@ -237,6 +241,30 @@ impl App {
             config.concurrent,
             ExponentialBackoff::factory(),
         );
+        // Several replicas on etcd: one leader runs the controllers, the others fetch the
+        // artifacts they are asked for from it (docs/high-availability.md).
+        let elector = match (&backend, &config.leader_election) {
+            (StoreBackend::Etcd(etcd), Some(election)) => Some(LeaderElector::new(
+                Arc::new(etcd.leader_lock(&election.name, election.lease_duration)),
+                election.clone(),
+            )),
+            (StoreBackend::Etcd(_), None) => {
+                tracing::warn!(
+                    "--leader-elect=false: this replica runs the controllers whatever other replicas do"
+                );
+                None
+            }
+            (StoreBackend::Sqlite(_), _) => None,
+        };
+        let peers = elector.as_ref().map(|elector| {
+            Peers::new(
+                elector.clone(),
+                artifacts.clone(),
+                store.clone(),
+                config.artifact_retention_ttl,
+                config.artifact_retention_records,
+            )
+        });
         let scratch = config.data_dir.join("tmp");
         // Leftovers of a crash: extraction directories are never reused.
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(scratch)).await;
@@ -247,6 +275,7 @@ impl App {
             documents: Arc::new(Documents::build()),
             shutdown,
             artifacts,
+            peers,
         };
         Ok(Self {
             config,
@@ -262,6 +291,7 @@ impl App {
             helm_repositories,
             artifact_listener,
             delegation,
+            elector,
         })
     }
 
@@ -278,11 +308,7 @@ impl App {
     /// Serves until the shutdown token is cancelled, then drains and closes the store.
     pub async fn run(mut self) {
         let shutdown = self.state.shutdown.clone();
-        self.controller.spawn(&self.tracker, shutdown.child_token());
-        self.helm_charts
-            .spawn(&self.tracker, shutdown.child_token());
-        self.helm_repositories
-            .spawn(&self.tracker, shutdown.child_token());
+        let election = self.start_controllers(&shutdown);
         if let Some(reload) = self
             .delegation
             .as_mut()
@@ -294,6 +320,7 @@ impl App {
             self.tracker.spawn(crate::artifacts::artifact_server::serve(
                 listener,
                 store,
+                self.state.peers.clone(),
                 shutdown.child_token(),
             ));
         }
@@ -342,10 +369,62 @@ impl App {
                 "grace period over; closing remaining connections"
             );
         }
+        if let Some((stop, elector)) = election {
+            // The controllers have stopped: hand the leader key over at once.
+            stop.cancel();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), elector).await;
+        }
         if let Err(error) = self.store.close().await {
             tracing::error!(%error, "closing the object store");
         }
         tracing::info!("stopped");
+    }
+}
+
+impl App {
+    /// Starts the controllers: at once with one replica (SQLite, or `--leader-elect=false`),
+    /// else once this replica leads. Losing leadership exits the process with status 1, as
+    /// client-go's and controller-runtime's managers do: that ends every running reconcile
+    /// before the lease can expire (`crate::leader`). Returns the elector's stop token (cancel
+    /// once the controllers stopped, to release the key) and task.
+    fn start_controllers(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Option<(CancellationToken, tokio::task::JoinHandle<Leadership>)> {
+        let spawn = {
+            let (ocirepositories, charts, repositories) = (
+                self.controller.clone(),
+                self.helm_charts.clone(),
+                self.helm_repositories.clone(),
+            );
+            let (tracker, shutdown) = (self.tracker.clone(), shutdown.clone());
+            move || {
+                ocirepositories.spawn(&tracker, shutdown.child_token());
+                charts.spawn(&tracker, shutdown.child_token());
+                repositories.spawn(&tracker, shutdown.child_token());
+            }
+        };
+        let Some(elector) = self.elector.clone() else {
+            spawn();
+            return None;
+        };
+        let (mut leading, mut lost) = (elector.subscribe(), elector.subscribe());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(elector.run(stop.clone()));
+        let shutdown = shutdown.clone();
+        self.tracker.spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                Ok(_) = leading.wait_for(|l| *l == Leadership::Leading) => spawn(),
+            }
+        });
+        tokio::spawn(async move {
+            if lost.wait_for(|l| *l == Leadership::Lost).await.is_ok() {
+                tracing::error!("exiting: leadership lost, so no reconcile may run here any more");
+                std::process::exit(1);
+            }
+        });
+        Some((stop, task))
     }
 }
 

@@ -4,3 +4,4 @@
 //! plain-HTTP artifact listener (`--artifact-listen`) laid out as Flux's file server.
 
 pub mod artifact_server;
+pub mod peer;

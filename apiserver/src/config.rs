@@ -131,6 +131,9 @@ pub struct ServeFlags {
     /// The etcd backend (`--etcd-*`); SQLite under `--data-dir` without `--etcd-servers`.
     #[command(flatten)]
     pub etcd: EtcdFlags,
+    /// Leader election between replicas on one etcd prefix (`--leader-elect*`).
+    #[command(flatten)]
+    pub leader_election: LeaderElectionFlags,
 }
 
 /// Validated configuration. Plain data: no sockets, no handles.
@@ -181,6 +184,9 @@ pub struct Config {
     /// The etcd cluster to keep objects in; `None` (the default) keeps them in SQLite at
     /// `<data-dir>/objects.db`.
     pub etcd: Option<storage::EtcdConfig>,
+    /// Leader election (on etcd with `--leader-elect`, the default); `None` runs the
+    /// controllers at once: SQLite (one replica, always the leader) or `--leader-elect=false`.
+    pub leader_election: Option<crate::leader::ElectionConfig>,
 }
 
 /// A flag combination that cannot work.
@@ -267,6 +273,9 @@ impl ServeFlags {
             ),
         };
         let etcd = self.etcd.into_config()?;
+        let leader_election = self
+            .leader_election
+            .into_config(etcd.is_some(), self.artifact_listen.is_some())?;
         let secrets_dir = self
             .secrets_dir
             .unwrap_or_else(|| self.data_dir.join("secrets"));
@@ -296,6 +305,7 @@ impl ServeFlags {
             delegation,
             events_addr,
             etcd,
+            leader_election,
         })
     }
 }
@@ -633,6 +643,112 @@ impl EtcdFlags {
     }
 }
 
+/// Leader election, with kube-controller-manager's flag names and client-go's defaults
+/// (`k8s.io/component-base/config/options` `BindLeaderElectionFlags`). It applies on etcd
+/// only: with SQLite the single replica always leads.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LeaderElectionFlags {
+    /// Elect one leader among the replicas on one etcd prefix: only it runs the controllers;
+    /// every replica serves the API. `--leader-elect=false` runs the controllers on every
+    /// replica (one replica only!). Ignored with SQLite.
+    #[arg(long, default_value_t = true, num_args = 0..=1, default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// TTL of the leader's etcd lease: how long after the leader's last renewal another
+    /// replica may take over (Go duration).
+    #[arg(long, default_value = "15s")]
+    pub leader_elect_lease_duration: String,
+    /// How long the leader retries renewing before it gives up leadership and exits; shorter
+    /// than the lease duration (Go duration).
+    #[arg(long, default_value = "10s")]
+    pub leader_elect_renew_deadline: String,
+    /// Interval between tries to acquire or renew leadership (Go duration).
+    #[arg(long, default_value = "2s")]
+    pub leader_elect_retry_period: String,
+    /// Name of the leader key (`<etcd-prefix>/leaderelection/<name>`).
+    #[arg(long, default_value = "source-apiserver")]
+    pub leader_elect_resource_name: String,
+    /// `http://host:port` at which the other replicas reach this replica's `--artifact-listen`
+    /// (in a pod: `http://$(POD_IP):9090`). Recorded while this replica leads; the others
+    /// fetch artifacts they do not hold from it. Needs `--artifact-listen`.
+    #[arg(long)]
+    pub peer_advertise_address: Option<String>,
+}
+
+impl LeaderElectionFlags {
+    /// The election configuration, `None` without etcd or with `--leader-elect=false`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] for an unparsable duration, durations out of client-go's order
+    /// (lease duration > renew deadline > 1.2 × retry period), a peer address that is not an
+    /// `http(s)://` URL, or one without `--artifact-listen`.
+    pub fn into_config(
+        self,
+        etcd: bool,
+        artifact_listen: bool,
+    ) -> Result<Option<crate::leader::ElectionConfig>, Error> {
+        let invalid = |flag: &'static str, message: String| Error::InvalidValue { flag, message };
+        let duration = |flag: &'static str, value: &str| {
+            openapi::parse_go_duration(value)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| invalid(flag, format!("{value:?} is not a positive duration")))
+        };
+        let lease_duration = duration(
+            "--leader-elect-lease-duration",
+            &self.leader_elect_lease_duration,
+        )?;
+        let renew_deadline = duration(
+            "--leader-elect-renew-deadline",
+            &self.leader_elect_renew_deadline,
+        )?;
+        let retry_period = duration(
+            "--leader-elect-retry-period",
+            &self.leader_elect_retry_period,
+        )?;
+        if lease_duration <= renew_deadline {
+            return Err(invalid(
+                "--leader-elect-lease-duration",
+                "must be greater than --leader-elect-renew-deadline".into(),
+            ));
+        }
+        if renew_deadline <= retry_period.mul_f64(1.2) {
+            return Err(invalid(
+                "--leader-elect-renew-deadline",
+                "must be greater than 1.2 × --leader-elect-retry-period".into(),
+            ));
+        }
+        if let Some(addr) = &self.peer_advertise_address {
+            if url::Url::parse(addr)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .is_none()
+            {
+                return Err(invalid(
+                    "--peer-advertise-address",
+                    format!("{addr:?} is not an http(s)://host:port URL"),
+                ));
+            }
+            if !artifact_listen {
+                return Err(invalid(
+                    "--peer-advertise-address",
+                    "needs --artifact-listen: the peers fetch artifacts from it".into(),
+                ));
+            }
+        }
+        if !etcd || !self.leader_elect {
+            return Ok(None);
+        }
+        Ok(Some(crate::leader::ElectionConfig {
+            name: self.leader_elect_resource_name,
+            lease_duration,
+            renew_deadline,
+            retry_period,
+            identity: crate::leader::default_identity(),
+            peer_address: self.peer_advertise_address,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -704,6 +820,76 @@ mod tests {
             let flags =
                 Flags::try_parse_from(std::iter::once("source-apiserver").chain(args)).unwrap();
             let err = flags.serve.into_config().unwrap_err().to_string();
+            assert!(err.starts_with(want), "{err}");
+        }
+    }
+
+    #[test]
+    fn leader_election_is_on_with_etcd_with_client_gos_defaults() {
+        let parse = |args: &[&str]| {
+            Flags::try_parse_from(std::iter::once("source-apiserver").chain(args.iter().copied()))
+                .unwrap()
+                .serve
+                .into_config()
+        };
+        assert!(
+            parse(&[]).unwrap().leader_election.is_none(),
+            "SQLite always leads"
+        );
+        let etcd = ["--etcd-servers", "http://e:2379"];
+        let election = parse(&etcd).unwrap().leader_election.unwrap();
+        assert_eq!(election.lease_duration, Duration::from_secs(15));
+        assert_eq!(election.renew_deadline, Duration::from_secs(10));
+        assert_eq!(election.retry_period, Duration::from_secs(2));
+        assert_eq!(election.name, "source-apiserver");
+        assert!(election.peer_address.is_none());
+        let off = parse(&[&etcd[..], &["--leader-elect=false"]].concat()).unwrap();
+        assert!(off.leader_election.is_none());
+        let peer = parse(
+            &[
+                &etcd[..],
+                &[
+                    "--leader-elect",
+                    "--artifact-listen",
+                    "0.0.0.0:9090",
+                    "--peer-advertise-address",
+                    "http://10.0.0.5:9090",
+                ],
+            ]
+            .concat(),
+        )
+        .unwrap()
+        .leader_election
+        .unwrap();
+        assert_eq!(peer.peer_address.as_deref(), Some("http://10.0.0.5:9090"));
+        for (args, want) in [
+            (
+                vec!["--leader-elect-renew-deadline", "15s"],
+                "--leader-elect-lease-duration",
+            ),
+            (
+                vec!["--leader-elect-retry-period", "9s"],
+                "--leader-elect-renew-deadline",
+            ),
+            (
+                vec!["--leader-elect-retry-period", "0s"],
+                "--leader-elect-retry-period",
+            ),
+            (
+                vec!["--peer-advertise-address", "http://h:1"],
+                "--peer-advertise-address",
+            ),
+            (
+                vec![
+                    "--artifact-listen",
+                    "0.0.0.0:9090",
+                    "--peer-advertise-address",
+                    "h:1",
+                ],
+                "--peer-advertise-address",
+            ),
+        ] {
+            let err = parse(&[&etcd[..], &args].concat()).unwrap_err().to_string();
             assert!(err.starts_with(want), "{err}");
         }
     }

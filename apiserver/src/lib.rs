@@ -19,6 +19,7 @@ pub mod config;
 pub mod controller;
 pub mod http;
 pub mod kube;
+pub mod leader;
 pub mod metrics;
 pub mod rest;
 

@@ -17,6 +17,8 @@
 //!   `workqueue_adds_total` {controller, name}, and Flux's `gotk_reconcile_duration_seconds`
 //!   {kind, name, namespace} (`fluxcd/pkg: runtime/metrics`), which Flux's Grafana dashboards
 //!   chart.
+//! - client-go's `leader_election_master_status` {name}: 1 on the replica that leads
+//!   ([`leader_status`], `crate::leader`).
 //! - artifact bytes: `source_apiserver_artifact_pulled_bytes_total` {kind} (bytes written into
 //!   new artifacts by reconciles; [`artifact_pulled`]) and `source_apiserver_artifact_stored_bytes`
 //!   (the artifact files on disk, measured at scrape time; [`watch_artifact_store`]).
@@ -88,6 +90,11 @@ struct ObjectLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LeaderLabels {
+    name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: String,
 }
@@ -130,6 +137,7 @@ struct Metrics {
     queue_adds: Family<QueueLabels, Counter>,
     gotk_duration: HistogramFamily<ObjectLabels>,
     pulled_bytes: Family<KindLabels, Counter>,
+    leader: Family<LeaderLabels, Gauge>,
 }
 
 impl Metrics {
@@ -186,6 +194,12 @@ impl Metrics {
             "Bytes written into new artifacts by reconciles, per kind",
             pulled_bytes.clone(),
         );
+        let leader = Family::<LeaderLabels, Gauge>::default();
+        registry.register(
+            "leader_election_master_status",
+            "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease",
+            leader.clone(),
+        );
         registry.register_collector(Box::new(StoredBytes));
         // The kinds with artifacts report zero before their first pull.
         for kind in ["OCIRepository", "HelmChart"] {
@@ -201,6 +215,7 @@ impl Metrics {
             queue_adds,
             gotk_duration,
             pulled_bytes,
+            leader,
         }
     }
 }
@@ -314,6 +329,17 @@ pub fn artifact_pulled(kind: &str, bytes: u64) {
             kind: kind.to_owned(),
         })
         .inc_by(bytes);
+}
+
+/// Sets client-go's `leader_election_master_status{name}`: 1 while this replica leads the
+/// election `name`, 0 otherwise (`crate::leader`).
+pub fn leader_status(name: &str, leading: bool) {
+    METRICS
+        .leader
+        .get_or_create(&LeaderLabels {
+            name: name.to_owned(),
+        })
+        .set(i64::from(leading));
 }
 
 /// A work queue's two series (`workqueue_depth`, `workqueue_adds_total`), resolved once.

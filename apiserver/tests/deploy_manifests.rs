@@ -121,7 +121,12 @@ fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
 fn the_base_and_every_overlay_render_and_validate_offline() {
     let copy = deploy_copy();
     let deploy = copy.path().join("deploy");
-    for dir in ["", "overlays/cert-manager", "overlays/self-signed"] {
+    for dir in [
+        "",
+        "overlays/cert-manager",
+        "overlays/self-signed",
+        "overlays/ha",
+    ] {
         let name = format!("deploy/{dir}");
         let (text, objects) = render(&deploy.join(dir));
         let without_schema = validate(&name, &text);
@@ -197,9 +202,73 @@ fn the_base_and_every_overlay_render_and_validate_offline() {
                 }
                 find(&objects, "Secret", "source-apiserver-tls");
             }
+            "overlays/ha" => check_ha(&objects),
             _ => {}
         }
     }
+}
+
+/// The HA overlay: 3 replicas spread over nodes, a PodDisruptionBudget, no shared volume,
+/// etcd endpoints and client certificates from a Secret, leader election on, and the pod IP
+/// advertised to the peers (which the NetworkPolicy lets in).
+fn check_ha(objects: &[Value]) {
+    let deployment = find(objects, "Deployment", "source-apiserver");
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"], 3);
+    assert_eq!(spec["strategy"]["type"], "RollingUpdate");
+    let pod = &spec["template"]["spec"];
+    let anti =
+        &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(
+        anti["podAffinityTerm"]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    let container = &pod["containers"][0];
+    let args: Vec<&str> = container["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    for want in [
+        "--etcd-servers=$(ETCD_SERVERS)",
+        "--etcd-cafile=/etc/source-apiserver/etcd/ca.crt",
+        "--etcd-certfile=/etc/source-apiserver/etcd/tls.crt",
+        "--etcd-keyfile=/etc/source-apiserver/etcd/tls.key",
+        "--leader-elect=true",
+        "--peer-advertise-address=http://$(POD_IP):8080",
+        "--artifact-listen=0.0.0.0:8080",
+    ] {
+        assert!(args.contains(&want), "{want} missing from {args:?}");
+    }
+    let env = container["env"].as_sequence().unwrap();
+    let servers = env.iter().find(|e| e["name"] == "ETCD_SERVERS").unwrap();
+    assert_eq!(
+        servers["valueFrom"]["secretKeyRef"]["name"],
+        "source-apiserver-etcd"
+    );
+    let volumes = pod["volumes"].as_sequence().unwrap();
+    let volume = |name: &str| volumes.iter().find(|v| v["name"] == name).unwrap();
+    assert!(volume("data").get("emptyDir").is_some());
+    assert!(volume("data").get("persistentVolumeClaim").is_none());
+    assert_eq!(
+        volume("etcd-client")["secret"]["secretName"],
+        "source-apiserver-etcd"
+    );
+    assert!(
+        !objects.iter().any(|o| o["kind"] == "PersistentVolumeClaim"),
+        "no ReadWriteOnce volume with several replicas"
+    );
+    let pdb = find(objects, "PodDisruptionBudget", "source-apiserver");
+    assert_eq!(pdb["spec"]["minAvailable"], 2);
+    let policy = find(objects, "NetworkPolicy", "source-apiserver");
+    assert!(
+        policy["spec"]["ingress"].as_sequence().unwrap().iter().any(
+            |rule| rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+                == "source-apiserver"
+        ),
+        "the replicas reach each other's artifact listener"
+    );
 }
 
 #[test]

@@ -604,6 +604,13 @@ impl ArtifactWriter {
         self.size
     }
 
+    /// `sha256:<hex>` of the bytes written so far: a caller that expects a digest checks it
+    /// before [`ArtifactWriter::finish`] and drops the writer on a mismatch, so the bytes are
+    /// never visible.
+    pub fn digest(&self) -> String {
+        format!("sha256:{}", hex::encode(self.hasher.clone().finalize()))
+    }
+
     /// Makes the artifact durable and visible: fsync the file, rename it into place, fsync
     /// the directory. Returns its relative path, digest and size.
     ///

@@ -16,6 +16,7 @@
 //!   410 Expired once their revision is compacted (`etcd/watch.rs`).
 //! * History is compacted periodically, coordinated between replicas through one key
 //!   (`etcd/compact.rs`, kube-apiserver's `--etcd-compaction-interval`).
+//! * Replicas elect one leader through a key with an etcd lease (`etcd/lease.rs`).
 //!
 //! Differences from [`crate::SqliteStore`], all of them etcd's (and kube-apiserver's):
 //! lists are in key order, which is (namespace, name) order except where one namespace is a
@@ -26,6 +27,7 @@
 
 mod compact;
 mod keys;
+pub mod lease;
 mod read;
 mod watch;
 mod write;
@@ -197,6 +199,13 @@ impl EtcdStore {
     /// more than objects, e.g. leader election.
     pub fn client(&self) -> Client {
         self.client.clone()
+    }
+
+    /// A leader lock named `name` under this store's prefix (`<prefix>/leaderelection/<name>`),
+    /// whose etcd lease lives `ttl` after each renewal: replicas that share a prefix elect one
+    /// holder ([`lease::LeaderLock`]).
+    pub fn leader_lock(&self, name: &str, ttl: Duration) -> lease::LeaderLock {
+        lease::LeaderLock::new(self.client.clone(), self.keys.leader_key(name), ttl)
     }
 
     fn check_open(&self) -> Result<()> {

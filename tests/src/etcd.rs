@@ -27,6 +27,24 @@ struct Member {
 pub struct EtcdCluster {
     members: Vec<Member>,
     dir: tempfile::TempDir,
+    tls: Option<ClientTls>,
+}
+
+/// PEM files of a cluster whose client URLs are HTTPS and require client certificates
+/// (`--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`); peers stay plain
+/// HTTP on loopback.
+#[derive(Clone, Debug)]
+pub struct ClientTls {
+    /// CA that signed the serving certificate and the client certificates.
+    pub ca_file: PathBuf,
+    /// The members' serving certificate (SAN `127.0.0.1`).
+    pub cert_file: PathBuf,
+    /// Its key.
+    pub key_file: PathBuf,
+    /// A client certificate the cluster accepts (used for the health check).
+    pub client_cert_file: PathBuf,
+    /// Its key.
+    pub client_key_file: PathBuf,
 }
 
 /// A loopback TCP port that was free a moment ago.
@@ -77,6 +95,20 @@ impl EtcdCluster {
     /// # Panics
     /// As [`EtcdCluster::start`].
     pub fn start_in(members: usize, base: &Path) -> Self {
+        Self::start_with(members, base, None)
+    }
+
+    /// Like [`EtcdCluster::start`], with HTTPS client URLs that require a client certificate
+    /// signed by `tls.ca_file`.
+    ///
+    /// # Panics
+    /// As [`EtcdCluster::start`].
+    pub fn start_tls(members: usize, tls: ClientTls) -> Self {
+        Self::start_with(members, &std::env::temp_dir(), Some(tls))
+    }
+
+    fn start_with(members: usize, base: &Path, tls: Option<ClientTls>) -> Self {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let dir = tempfile::Builder::new()
             .prefix("etcd-test")
             .tempdir_in(base)
@@ -94,11 +126,22 @@ impl EtcdCluster {
             .enumerate()
             .map(|(i, &(client, peer))| {
                 let name = format!("m{i}");
-                let client_url = format!("http://127.0.0.1:{client}");
+                let client_url = format!("{scheme}://127.0.0.1:{client}");
                 let peer_url = format!("http://127.0.0.1:{peer}");
                 let log = std::fs::File::create(dir.path().join(format!("{name}.log")))
                     .expect("creating the etcd log");
-                let child = Command::new(binary("etcd"))
+                let mut command = Command::new(binary("etcd"));
+                if let Some(tls) = &tls {
+                    command
+                        .arg("--cert-file")
+                        .arg(&tls.cert_file)
+                        .arg("--key-file")
+                        .arg(&tls.key_file)
+                        .arg("--trusted-ca-file")
+                        .arg(&tls.ca_file)
+                        .arg("--client-cert-auth");
+                }
+                let child = command
                     .args(["--name", &name])
                     .arg("--data-dir")
                     .arg(dir.path().join(&name))
@@ -122,7 +165,7 @@ impl EtcdCluster {
                 }
             })
             .collect();
-        let cluster = Self { members, dir };
+        let cluster = Self { members, dir, tls };
         cluster.wait_healthy();
         cluster
     }
@@ -152,7 +195,17 @@ impl EtcdCluster {
     fn wait_healthy(&self) {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            let healthy = Command::new(binary("etcdctl"))
+            let mut etcdctl = Command::new(binary("etcdctl"));
+            if let Some(tls) = &self.tls {
+                etcdctl
+                    .arg("--cacert")
+                    .arg(&tls.ca_file)
+                    .arg("--cert")
+                    .arg(&tls.client_cert_file)
+                    .arg("--key")
+                    .arg(&tls.client_key_file);
+            }
+            let healthy = etcdctl
                 .env("ETCDCTL_API", "3")
                 .args(["--endpoints", &self.endpoints_flag()])
                 .args(["--command-timeout", "2s", "endpoint", "health"])

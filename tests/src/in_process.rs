@@ -121,6 +121,7 @@ impl InProcess {
             documents: Arc::new(Documents::build()),
             shutdown: shutdown.clone(),
             artifacts: storage::ArtifactStore::open(dir.path()).expect("artifact store"),
+            peers: None,
         };
         Self {
             app: router_with(state, config),

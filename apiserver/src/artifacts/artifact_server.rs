@@ -4,19 +4,25 @@
 //! (including the `latest.tar.gz` link). No TLS and no authentication, as in Flux: bind it to an
 //! address only trusted consumers reach. Anything that is not such a path is 404.
 //!
+//! With several replicas ([`crate::artifacts::peer`]), a replica asked for an object's current
+//! artifact (or `latest.tar.gz`) that it does not hold fetches it from the leader first.
+//!
 //! [`open`] and [`response`] are shared with the `artifact` subresource.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http::{StatusCode, header};
+use http::{HeaderMap, StatusCode, header};
 use storage::ArtifactStore;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::artifacts::peer::{self, Peers};
 
 /// Opens a stored artifact by its relative path after checking its content against `expected`
 /// (`status.artifact.digest`), or, when `None`, the digest recorded when it was written
@@ -56,29 +62,106 @@ pub fn response(file: tokio::fs::File, size: u64, digest: Option<&str>) -> Respo
     builder.body(body).expect("valid response")
 }
 
-async fn serve_file(State(store): State<ArtifactStore>, Path(path): Path<String>) -> Response {
-    match open(&store, &path, None).await {
-        Ok((file, size, digest)) => response(file, size, Some(&digest)),
-        Err(e) if e.status_code() == 503 => {
-            (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response()
+/// The listener's state: the files, and in a replicated deployment the peers to fetch a
+/// missing artifact from.
+#[derive(Clone, Debug)]
+struct ListenerState {
+    store: ArtifactStore,
+    peers: Option<Arc<Peers>>,
+}
+
+async fn serve_file(
+    State(state): State<ListenerState>,
+    headers: HeaderMap,
+    Path(path): Path<String>,
+) -> Response {
+    // A request from another replica is answered from this disk only (no fetch loops).
+    let peers = state
+        .peers
+        .as_ref()
+        .filter(|_| !headers.contains_key(peer::PEER_HEADER));
+    let latest = path.ends_with("/latest.tar.gz");
+    if peers.is_none() || !latest {
+        match open(&state.store, &path, None).await {
+            Ok((file, size, digest)) => return response(file, size, Some(&digest)),
+            Err(e) if peers.is_some() && e.is_artifact_missing() => {}
+            Err(e) if e.status_code() == 503 => {
+                return (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
+            }
+            Err(_) => return not_found(),
         }
-        Err(_) => (StatusCode::NOT_FOUND, "404 page not found\n").into_response(),
+    }
+    match peers {
+        Some(peers) => serve_replicated(&state.store, peers, &path, latest).await,
+        None => not_found(),
     }
 }
 
-/// The plain-HTTP router over `store`.
-pub fn router(store: ArtifactStore) -> Router {
+fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, "404 page not found\n").into_response()
+}
+
+/// In a replicated deployment: `path` is the object's current artifact (or its
+/// `latest.tar.gz`), served from this disk when it holds it with `status.artifact.digest`,
+/// else fetched from the leader ([`Peers::fetch`]); 503 with `Retry-After` when neither works.
+async fn serve_replicated(
+    store: &ArtifactStore,
+    peers: &Peers,
+    path: &str,
+    latest: bool,
+) -> Response {
+    let parts: Vec<&str> = path.split('/').collect();
+    let [kind, namespace, name, _] = parts[..] else {
+        return not_found();
+    };
+    let Some((current, digest)) = peers.current(kind, namespace, name).await else {
+        return not_found();
+    };
+    if !latest && current != path {
+        return not_found();
+    }
+    let opened = match open(store, &current, Some(&digest)).await {
+        Err(e) if e.is_artifact_missing() => match peers.fetch(&current, &digest).await {
+            Ok(()) => open(store, &current, Some(&digest)).await,
+            Err(error) => {
+                tracing::warn!(%error, path = %current, "artifact not held and not fetched");
+                Err(e)
+            }
+        },
+        other => other,
+    };
+    match opened {
+        Ok((file, size, _)) => response(file, size, Some(&digest)),
+        Err(e) => {
+            let mut response = (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response();
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                http::HeaderValue::from(peer::RETRY_AFTER_SECONDS),
+            );
+            response
+        }
+    }
+}
+
+/// The plain-HTTP router over `store`; with `peers` (several replicas), a missing current
+/// artifact is fetched from the leader ([`serve_replicated`]).
+pub fn router(store: ArtifactStore, peers: Option<Arc<Peers>>) -> Router {
     Router::new()
         .route("/{*path}", get(serve_file))
         .route("/", get(|| async { "ok" }))
-        .with_state(store)
+        .with_state(ListenerState { store, peers })
 }
 
-/// Serves `listener` until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, store: ArtifactStore, shutdown: CancellationToken) {
+/// Serves `listener` until `shutdown` is cancelled ([`router`]).
+pub async fn serve(
+    listener: TcpListener,
+    store: ArtifactStore,
+    peers: Option<Arc<Peers>>,
+    shutdown: CancellationToken,
+) {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "serving artifacts over plain HTTP");
-    if let Err(error) = axum::serve(listener, router(store))
+    if let Err(error) = axum::serve(listener, router(store, peers))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
     {

@@ -25,4 +25,7 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Stored artifact files (the `artifact` subresource).
     pub artifacts: storage::ArtifactStore,
+    /// With several replicas: where a missing artifact is fetched from (the leader);
+    /// `None` with one replica.
+    pub peers: Option<Arc<crate::artifacts::peer::Peers>>,
 }

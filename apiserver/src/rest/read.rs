@@ -100,7 +100,28 @@ pub(crate) async fn artifact(call: Call) -> Result<Response, ApiError> {
         );
         return Err(err);
     }
-    match crate::artifacts::artifact_server::open(&call.state.artifacts, path, Some(digest)).await {
+    let artifacts = &call.state.artifacts;
+    let mut opened = crate::artifacts::artifact_server::open(artifacts, path, Some(digest)).await;
+    if let Some(peers) = &call.state.peers {
+        // Several replicas: fetch a missing artifact from the leader; whatever fails is a 503
+        // with Retry-After (the artifact exists, this replica cannot serve it yet).
+        if matches!(&opened, Err(e) if e.is_artifact_missing()) {
+            if let Err(error) = peers.fetch(path, digest).await {
+                tracing::warn!(%error, %path, "artifact not held and not fetched");
+            }
+            opened = crate::artifacts::artifact_server::open(artifacts, path, Some(digest)).await;
+        }
+        if let Err(e) = &opened {
+            let mut err = ApiError::unavailable(format!(
+                "the artifact of {} \"{}\" is not available on this replica yet: {e}",
+                crate::http::error::group_resource(call.resource),
+                call.name()
+            ));
+            err.retry_after_seconds = Some(crate::artifacts::peer::RETRY_AFTER_SECONDS);
+            return Err(err);
+        }
+    }
+    match opened {
         Ok((file, size, _)) => Ok(crate::artifacts::artifact_server::response(
             file,
             size,

@@ -61,6 +61,12 @@ impl Keys {
     pub(super) fn compaction_key(&self) -> String {
         format!("{}/compact_rev_key", self.prefix)
     }
+
+    /// The key of the leader lock `name` (`<prefix>/leaderelection/<name>`): no object
+    /// resource is called `leaderelection`, so it never shows in a list.
+    pub(super) fn leader_key(&self, name: &str) -> String {
+        format!("{}/leaderelection/{name}", self.prefix)
+    }
 }
 
 /// The end of the range of every key starting with `prefix` (etcd's `GetPrefixRangeEnd`).
