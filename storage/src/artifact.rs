@@ -653,5 +653,7 @@ impl Drop for ArtifactWriter {
     }
 }
 
+mod link;
+
 #[cfg(test)]
 mod tests;
