@@ -3,23 +3,27 @@
 //! while each keeps its own `<kind>/<namespace>/<name>/<file>` path, digest record, retention
 //! and deletion. Removing one object's link never touches another's: the file system frees
 //! the content with its last link.
+//!
+//! A link is not fsynced (neither the digest record nor the directories): it costs no new
+//! bytes, and a link lost in a crash is found missing by the object's first reconcile after the
+//! restart (every object is reconciled once at start), which builds it again. Written archives
+//! ([`super::ArtifactWriter::finish`]) stay durable before they are acknowledged.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt as _;
 
 use super::{
-    ArtifactStore, Error, FileIdentity, Result, StoredArtifact, TEMP_PREFIX, fsync_dir, io_err,
-    record_digest, validate_file_name,
+    ArtifactStore, Error, FileIdentity, Result, StoredArtifact, TEMP_PREFIX, io_err,
+    validate_file_name, write_record,
 };
 
 impl ArtifactStore {
     /// Stores the artifact at `source` (a relative path as [`StoredArtifact::path`]) for
     /// another object as `<kind>/<namespace>/<name>/<file_name>`: a hard link made under a
-    /// temporary name, then renamed into place (an existing file of that name is replaced
-    /// atomically), its digest recorded, the directory fsynced — the same durability as
-    /// [`super::ArtifactWriter::finish`] without copying a byte. The source's content is
-    /// checked against `digest` first (from the cache of verdicts when its identity is
-    /// unchanged), so a corrupted file is never shared.
+    /// temporary name, its digest recorded, then renamed into place (an existing file of that
+    /// name is replaced atomically), without copying a byte and without fsync (see the module
+    /// docs). The source's content is checked against `digest` first (from the cache of
+    /// verdicts when its identity is unchanged), so a corrupted file is never shared.
     ///
     /// # Errors
     /// [`Error::InvalidPath`] as for [`ArtifactStore::create`] and [`ArtifactStore::path`];
@@ -60,9 +64,10 @@ impl ArtifactStore {
         ));
         fs::hard_link(&source_path, &temp).map_err(io_err("linking shared artifact", &temp))?;
         let target = dir.join(file_name);
-        let placed = record_digest(&self.digest_record_path(&target), digest).and_then(|()| {
-            fs::rename(&temp, &target).map_err(io_err("renaming artifact", &target))
-        });
+        let placed =
+            write_record(&self.digest_record_path(&target), digest, false).and_then(|()| {
+                fs::rename(&temp, &target).map_err(io_err("renaming artifact", &target))
+            });
         // Renaming a link onto another link of the same inode (the target already shares this
         // archive) does nothing and leaves the temporary name: remove it in every case.
         let _ = fs::remove_file(&temp);
