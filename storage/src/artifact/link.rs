@@ -80,7 +80,6 @@ impl ArtifactStore {
             self.digests
                 .insert(FileIdentity::of(&meta), digest.to_owned());
         }
-        fsync_dir(&dir)?;
         Ok(StoredArtifact {
             path: format!("{kind}/{namespace}/{name}/{file_name}"),
             digest: digest.to_owned(),
