@@ -130,11 +130,13 @@ fn kill_9_in_the_middle_of_reconciles_then_restart() {
             .enumerate()
             .map(|(i, n)| {
                 let tag = if i < 10 { 1 } else { i % 2 + 2 };
+                // An ignore rule of its own makes each object its own build (objects of one
+                // build share it: docs/reconcile.md), so every object downloads.
                 oci_repository(
                     "v1",
                     n,
                     &format!(
-                        "  interval: 2s\n  url: {url}\n  insecure: true\n  ref:\n    tag: v{tag}\n"
+                        "  interval: 2s\n  url: {url}\n  insecure: true\n  ignore: \"/{n}-only\"\n  ref:\n    tag: v{tag}\n"
                     ),
                 ) + "---\n"
             })

@@ -1,32 +1,44 @@
 #!/usr/bin/env bash
-# Reconcile benchmark (run by hand, release build, not in CI):
-#   N OCIRepositories (default 1000) against a local docker-registry → time until all are Ready,
-#   peak RSS of source-apiserver, and registry requests per object per interval in steady state
-#   (counted from the registry's access log, requests with the server's user agent only).
-# Usage: bench/reconcile/run.sh [N]     env: CONCURRENT (4), INTERVAL seconds (30), REPOS (10),
-#        STEADY_INTERVALS (3), CREATORS (10 parallel `kubectl create` processes)
-# The objects are spread over REPOS repositories holding podinfo-kustomize under tag v1; every
-# object resolves, pulls, extracts and stores its own artifact. Objects are created by CREATORS
-# parallel `kubectl create -f` (one POST each); the clock starts before them. Readiness is
-# polled once a second with `kubectl get --chunk-size=50` (small pages, so the poll itself adds
-# little to the server's memory).
+# Reconcile benchmark of issue 14 (run by hand, release build, not in CI; CI runs the 100-object
+# check apiserver/tests/scale_regression.rs). One run measures every target and, in the same
+# run and against the same server and registry, the physical floor it is compared with:
+#
+#   small     N_SMALL (1000) OCIRepositories over K_SMALL (50) artifacts
+#   distinct  N_SMALL (1000) over as many distinct artifacts
+#   large     N_LARGE (10000) over K_LARGE (100) artifacts, then a restart with them stored
+#
+# For each: a fresh server (default flags; CONCURRENT sets --concurrent), the objects POSTed by
+# a 16-thread client (client.py create), the time until all are Ready after the last create,
+# the peak RSS (VmHWM); then the floor: client.py registry (one HEAD per object, one manifest
+# GET + blob GET per artifact, 16 threads) and client.py writes (2 durable writes per object
+# through the API — the finalizer and the status write a shared reconcile makes — 16 threads).
+# `small` also counts the registry requests per object per interval in steady state
+# (STEADY_INTERVALS intervals of INTERVAL seconds, from the registry's access log, the server's
+# user agent only). `large` then stops the server (SIGTERM) and starts it on the same data:
+# seconds until /readyz answers, and the peak RSS until every object was reconciled again.
+#
+# Usage: bench/reconcile/run.sh        env: SCENARIOS ("small distinct large"), N_SMALL, K_SMALL,
+#        N_LARGE, K_LARGE, INTERVAL (30), STEADY_INTERVALS (2), CONCURRENT (server default)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 source "$repo/scripts/env.sh"
-n="${1:-1000}"
-concurrent="${CONCURRENT:-4}"
+scenarios="${SCENARIOS:-small distinct large}"
+n_small="${N_SMALL:-1000}"
+k_small="${K_SMALL:-50}"
+n_large="${N_LARGE:-10000}"
+k_large="${K_LARGE:-100}"
 interval="${INTERVAL:-30}"
-repos="${REPOS:-10}"
-steady="${STEADY_INTERVALS:-3}"
-creators="${CREATORS:-10}"
+steady="${STEADY_INTERVALS:-2}"
 src="$repo/../shared/testdata/podinfo-kustomize"
+[ -d "$src" ] || src="$repo/testdata/podinfo-kustomize"
+client="$here/client.py"
 
-for tool in docker-registry kubectl python3 curl; do
+for tool in docker-registry python3 curl; do
   command -v "$tool" >/dev/null || { echo "✗ missing $tool: run scripts/setup.sh" >&2; exit 1; }
 done
-echo "► building source-apiserver and sourcectl (release)" >&2
-(cd "$repo" && cargo build --release -q -p apiserver --bin source-apiserver -p cli --bin sourcectl)
+echo "► building source-apiserver (release)" >&2
+(cd "$repo" && cargo build --release -q -p apiserver --bin source-apiserver)
 bin="$CARGO_TARGET_DIR/release"
 
 work="$(mktemp -d /tmp/bench-reconcile.XXXXXX)"
@@ -34,8 +46,12 @@ pids=()
 cleanup() { for p in "${pids[@]:-}"; do if [ -n "$p" ]; then kill "$p" 2>/dev/null || true; fi; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+hwm_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+sub() { python3 -c "print(f'{$1 - $2:.2f}')"; }
 
 rport="$(free_port)"
+reg="127.0.0.1:$rport"
 cat >"$work/registry.yml" <<YAML
 version: 0.1
 log:
@@ -46,94 +62,92 @@ storage:
   filesystem:
     rootdirectory: $work/storage
 http:
-  addr: 127.0.0.1:$rport
+  addr: $reg
 YAML
 docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
 pids+=($!)
-until curl -fsS "http://127.0.0.1:$rport/v2/" >/dev/null 2>&1; do sleep 0.1; done
+until curl -fsS "http://$reg/v2/" >/dev/null 2>&1; do sleep 0.1; done
+most=$k_small
+case " $scenarios " in *" distinct "*) most=$((n_small > most ? n_small : most)) ;; esac
+case " $scenarios " in *" large "*) most=$((k_large > most ? k_large : most)) ;; esac
+echo "► pushing $most distinct podinfo-kustomize artifacts" >&2
+python3 "$client" push "$reg" "$most" "$src"
 
-echo "► pushing podinfo-kustomize to $repos repositories" >&2
-for r in $(seq 0 $((repos - 1))); do
-  DOCKER_CONFIG="$work" "$bin/sourcectl" push artifact "oci://127.0.0.1:$rport/bench/app$r:v1" \
-    --path "$src" --source bench --revision "v1@sha1:$(printf '%040d' "$r")" --insecure-registry >/dev/null 2>&1
-done
+server_requests() { grep -c '"source-apiserver/' "$work/registry.log" || true; }
+server_heads() { grep '"source-apiserver/' "$work/registry.log" | grep -c '"HEAD ' || true; }
 
-sport="$(free_port)"
-"$bin/source-apiserver" --data-dir "$work/data" --listen "127.0.0.1:$sport" --concurrent "$concurrent" \
-  >"$work/server.log" 2>&1 &
-server_pid=$!
-pids+=($server_pid)
-export KUBECONFIG="$work/data/kubeconfig"
-until kubectl get --raw /readyz >/dev/null 2>&1; do sleep 0.1; done
-
-python3 - "$n" "$repos" "$rport" "$interval" "$creators" "$work" <<'PY'
-import sys
-n, repos, port, interval, creators, work = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5]), sys.argv[6]
-files = [open(f"{work}/objects-{c}.yaml", "w") for c in range(creators)]
-for i in range(n):
-    print(f"""---
-apiVersion: source.toolkit.fluxcd.io/v1
-kind: OCIRepository
-metadata:
-  name: app-{i}
-  namespace: default
-spec:
-  interval: {interval}s
-  url: oci://127.0.0.1:{port}/bench/app{i % repos}
-  insecure: true
-  ref:
-    tag: v1""", file=files[i % creators])
-PY
-
-ready_count() {
-  kubectl get ocirepositories --chunk-size=50 -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null | grep -c '^True$' || true
+# start_server DATA_DIR: starts the server, sets server_pid, API_ADDR and started_at/served_at.
+start_server() {
+  local data=$1 port
+  port="$(free_port)"
+  export API_ADDR="127.0.0.1:$port"
+  local flags=(--data-dir "$data" --listen "$API_ADDR")
+  [ -n "${CONCURRENT:-}" ] && flags+=(--concurrent "$CONCURRENT")
+  started_at=$(now)
+  "$bin/source-apiserver" "${flags[@]}" >>"$work/server.log" 2>&1 &
+  server_pid=$!
+  pids+=($server_pid)
+  until [ -f "$data/pki/admin.key" ] && curl -fs --cacert "$data/pki/ca.crt" --cert "$data/pki/admin.crt" \
+    --key "$data/pki/admin.key" "https://$API_ADDR/readyz" >/dev/null 2>&1; do sleep 0.02; done
+  served_at=$(now)
 }
-echo "► creating $n OCIRepositories (concurrent=$concurrent, interval=${interval}s)" >&2
-start=$(date +%s.%N)
-rss_idle_kib=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
-creator_pids=()
-for c in $(seq 0 $((creators - 1))); do
-  kubectl create -f "$work/objects-$c.yaml" >/dev/null &
-  creator_pids+=($!)
+
+results="$work/results.md"
+# scenario NAME N K
+scenario() {
+  local name=$1 n=$2 k=$3 data="$work/data-$1"
+  echo "► $name: $n OCIRepositories over $k artifacts" >&2
+  start_server "$data"
+  local idle create_s created ready_s rss registry_s writes_s
+  idle=$(hwm_mib "$server_pid")
+  local t0
+  t0=$(now)
+  create_s=$(python3 "$client" create "$data" "$n" "$k" "$reg" "$interval")
+  created=$(now)
+  python3 "$client" ready "$data" "$n"
+  ready_s=$(sub "$(now)" "$created")
+  rss=$(hwm_mib "$server_pid")
+  registry_s=$(python3 "$client" registry "$reg" "$n" "$k")
+  writes_s=$(python3 "$client" writes "$data" "$n" $((2 * n)))
+  local floor
+  floor=$(python3 -c "print(f'{$registry_s + $writes_s:.2f}')")
+  printf '| %s | %d / %d | %.2f s | **%.2f s** | %s MiB (idle %s) | %.2f s + %.2f s = %.2f s | %.1f× | %.1f× |\n' \
+    "$name" "$n" "$k" "$create_s" "$ready_s" "$rss" "$idle" "$registry_s" "$writes_s" "$floor" \
+    "$(python3 -c "print($ready_s / $floor)")" "$(python3 -c "print(85 * $n / 1000 / $ready_s)")" >>"$results"
+  if [ "$name" = small ]; then
+    echo "► $name: steady state over $steady intervals of ${interval}s" >&2
+    sleep "$interval"
+    local before after
+    before=$(server_requests)
+    sleep $((interval * steady))
+    after=$(server_requests)
+    echo "steady state: $((after - before)) registry requests in $steady intervals of ${interval}s = $(python3 -c "print(f'{($after - $before) / ($n * $steady):.3f}')") per object per interval" >>"$results.notes"
+  fi
+  if [ "$name" = large ]; then
+    echo "► $name: restart with $n stored objects" >&2
+    kill -TERM "$server_pid"; wait "$server_pid" 2>/dev/null || true
+    local heads
+    heads=$(server_heads)
+    start_server "$data"
+    local serve_s
+    serve_s=$(sub "$served_at" "$started_at")
+    until [ "$(server_heads)" -ge $((heads + n)) ]; do sleep 0.2; done
+    echo "restart with $n stored: serving after $serve_s s; all $n reconciled again after $(sub "$(now)" "$started_at") s; peak RSS $(hwm_mib "$server_pid") MiB" >>"$results.notes"
+  fi
+  kill -TERM "$server_pid"; wait "$server_pid" 2>/dev/null || true
+  rm -rf "$data"
+}
+
+echo '| scenario | objects / artifacts | creates (16 threads) | all Ready after the last create | peak RSS | floor: registry + writes | × floor | faster than Flux (85 s per 1,000) |' >"$results"
+echo '|---|---|---|---|---|---|---|---|' >>"$results"
+: >"$results.notes"
+for s in $scenarios; do
+  case $s in
+    small) scenario small "$n_small" "$k_small" ;;
+    distinct) scenario distinct "$n_small" "$n_small" ;;
+    large) scenario large "$n_large" "$k_large" ;;
+    *) echo "unknown scenario $s" >&2; exit 2 ;;
+  esac
 done
-for p in "${creator_pids[@]}"; do wait "$p"; done
-created=$(date +%s.%N)
-while [ "$(ready_count)" -lt "$n" ]; do sleep 1; done
-done_at=$(date +%s.%N)
-rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
-
-echo "► steady state: counting registry requests over $steady intervals" >&2
-sleep "$interval"
-count() { grep -c '"source-apiserver/' "$work/registry.log" || true; }
-methods() { grep '"source-apiserver/' "$work/registry.log" | awk '{print $6}' | tr -d '"' | sort | uniq -c | tr '\n' ' '; }
-before=$(count)
-before_methods=$(methods)
-sleep $((interval * steady))
-after=$(count)
-rss_end_kib=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
-
-echo "► restart with empty artifact storage: every object pulls again" >&2
-kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
-rm -rf "$work/data/artifacts"
-restart=$(date +%s.%N)
-"$bin/source-apiserver" --data-dir "$work/data" --listen "127.0.0.1:$sport" --concurrent "$concurrent" \
-  >>"$work/server.log" 2>&1 &
-server_pid=$!
-pids+=($server_pid)
-stored() { find "$work/data/artifacts" -name '*.tar.gz' -type f 2>/dev/null | wc -l; }
-until [ "$(stored)" -ge "$n" ]; do sleep 0.2; done
-restored=$(date +%s.%N)
-rss_restart_kib=$(awk '/VmHWM/ {print $2}' "/proc/$server_pid/status")
-python3 - "$start" "$created" "$done_at" "$rss_kib" "$rss_end_kib" "$before" "$after" "$n" "$steady" "$rss_idle_kib" "$restart" "$restored" "$rss_restart_kib" <<'PY'
-import sys
-start, created, done, rss, rss_end, before, after, n, steady, idle, restart, restored, rss_restart = sys.argv[1:]
-start, created, done = float(start), float(created), float(done)
-print(f"objects:                         {n}")
-print(f"create (parallel kubectl create): {created - start:.1f} s")
-print(f"all Ready after start:           {done - start:.1f} s  (after the creates: {done - created:.1f} s)")
-print(f"peak RSS until all Ready:        {int(rss) / 1024:.1f} MiB (idle before: {int(idle) / 1024:.1f} MiB, whole run: {int(rss_end) / 1024:.1f} MiB)")
-delta = int(after) - int(before)
-print(f"restart, all {n} re-pulled:      {float(restored) - float(restart):.1f} s (server start included), peak RSS {int(rss_restart) / 1024:.1f} MiB")
-print(f"steady-state registry requests:  {delta} in {steady} intervals = {delta / (int(n) * int(steady)):.3f} per object per interval")
-PY
-echo "registry requests by method (whole run, before the steady window): $before_methods" >&2
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$results.notes"
+cat "$results" "$results.notes"

@@ -556,6 +556,12 @@ impl ArtifactStore {
 
 /// Writes a digest record atomically (temporary file, fsync, rename, fsync of its directory).
 fn record_digest(record: &Path, digest: &str) -> Result<()> {
+    write_record(record, digest, true)
+}
+
+/// Writes a digest record atomically (temporary file, rename); with `durable`, the file is
+/// fsynced before the rename and its directory after it.
+fn write_record(record: &Path, digest: &str, durable: bool) -> Result<()> {
     let dir = record.parent().unwrap_or(Path::new(""));
     fs::create_dir_all(dir).map_err(io_err("creating artifact digest directory", dir))?;
     let temp = dir.join(format!(
@@ -565,7 +571,7 @@ fn record_digest(record: &Path, digest: &str) -> Result<()> {
     let written = File::create(&temp)
         .and_then(|mut f| {
             f.write_all(digest.as_bytes())?;
-            f.sync_all()
+            if durable { f.sync_all() } else { Ok(()) }
         })
         .map_err(io_err("writing artifact digest record", &temp))
         .and_then(|()| {
@@ -575,7 +581,7 @@ fn record_digest(record: &Path, digest: &str) -> Result<()> {
         let _ = fs::remove_file(&temp);
     }
     written?;
-    fsync_dir(dir)
+    if durable { fsync_dir(dir) } else { Ok(()) }
 }
 
 impl Write for ArtifactWriter {
@@ -659,6 +665,8 @@ impl Drop for ArtifactWriter {
         }
     }
 }
+
+mod link;
 
 #[cfg(test)]
 mod tests;

@@ -15,6 +15,7 @@
 
 mod failure;
 mod outcome;
+mod shared;
 mod source;
 mod spec;
 mod storage_check;
@@ -107,6 +108,8 @@ pub struct OCIRepositoryReconciler {
     events: Arc<dyn EventRecorder>,
     config: ReconcilerConfig,
     clients: Arc<ClientCache>,
+    /// Archives built per [`shared::BuildKey`], shared with the objects that resolve to them.
+    shared: shared::SharedBuilds,
 }
 
 fn object_ref(obj: &OCIRepository) -> ObjectRef {
@@ -185,6 +188,7 @@ impl OCIRepositoryReconciler {
             events,
             config,
             clients: Arc::new(ClientCache::default()),
+            shared: shared::SharedBuilds::default(),
         }
     }
 

@@ -5,28 +5,32 @@
 //! `metadata.generation` changes, when `reconcile.fluxcd.io/requestedAt` changes, or when it
 //! starts being deleted; status-only writes (including the controller's own) never trigger.
 //!
-//! Every watch starts from the current state (`sendInitialEvents`: the objects as ADDED, then
-//! a bookmark marking the end of the list), so when a watch ends — 410 Expired after the
-//! watcher fell behind its buffer, or any other error — the next one is a re-list: an object
-//! whose trigger changed meanwhile is queued, one deleted meanwhile is forgotten, and no change
-//! is missed (kube-runtime's `watcher` re-lists the same way).
+//! Every watch starts with a list (kube-runtime's `watcher` re-lists the same way): the
+//! objects are read in pages of [`LIST_PAGE`] at one pinned revision, as their stored text,
+//! and only their metadata is decoded (a 10,000-object store is never held decoded at once);
+//! then the watch follows the changes after that revision. So when a watch ends — 410 Expired
+//! after the watcher fell behind its buffer, or any other error — the next list queues an
+//! object whose trigger changed meanwhile, forgets one deleted meanwhile, and misses no change.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use openapi::meta::RECONCILE_REQUEST_ANNOTATION;
+use serde::Deserialize;
 use serde_json::Value;
-use storage::{ObjectKey, WatchEvent, WatchEventType, WatchOptions, WatchStream};
+use storage::{
+    ListOptions, ObjectKey, Revision, WatchEvent, WatchEventType, WatchOptions, WatchStream,
+};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::runtime::{Controller, Reconcile, chain};
 
-/// The annotation of the bookmark that ends the initial list of a watch.
-const INITIAL_EVENTS_END: &str = "k8s.io/initial-events-end";
-/// Delay before watching again after the watch could not be started.
+/// Objects per page of the list that starts every watch.
+const LIST_PAGE: u64 = 500;
+/// Delay before listing again after a list or watch could not be started.
 const REWATCH_DELAY: Duration = Duration::from_secs(1);
 
 /// What makes an object due: a new object (another uid, so one deleted and created again while
@@ -54,24 +58,55 @@ impl Trigger {
     }
 }
 
-/// The watch's memory: the last trigger seen per object, and the keys listed by the current
-/// watch until its initial list ends.
+/// The part of a listed object the watch reads: its metadata's identity and triggers (serde
+/// skips the rest of the stored text without building it).
+#[derive(Debug, Deserialize)]
+struct Listed {
+    metadata: ListedMeta,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListedMeta {
+    name: String,
+    #[serde(default)]
+    namespace: String,
+    uid: Option<String>,
+    generation: Option<i64>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    deletion_timestamp: Option<String>,
+}
+
+impl ListedMeta {
+    fn trigger(mut self) -> Trigger {
+        Trigger {
+            uid: self.uid,
+            generation: self.generation.unwrap_or(0),
+            requested_at: self.annotations.remove(RECONCILE_REQUEST_ANNOTATION),
+            deleting: self.deletion_timestamp.is_some(),
+        }
+    }
+}
+
+/// The watch's memory: the last trigger seen per object.
 #[derive(Debug, Default)]
 struct Seen {
     triggers: HashMap<ObjectKey, Trigger>,
-    listing: Option<HashSet<ObjectKey>>,
 }
 
 impl<R: Reconcile> Controller<R> {
-    /// Follows storage events and queues due objects until `shutdown`; re-lists whenever a
+    /// Follows storage events and queues due objects until `shutdown`; lists again whenever a
     /// watch ends.
     pub(super) async fn watch(&self, shutdown: CancellationToken) {
         let mut seen = Seen::default();
         while !shutdown.is_cancelled() {
-            let Some(stream) = self.start_watch(&shutdown).await else {
+            let Some(revision) = self.list(&mut seen, &shutdown).await else {
                 continue;
             };
-            seen.listing = Some(HashSet::new());
+            let Some(stream) = self.start_watch(revision, &shutdown).await else {
+                continue;
+            };
             if self.follow(stream, &mut seen, &shutdown).await.is_none() {
                 return;
             }
@@ -79,12 +114,55 @@ impl<R: Reconcile> Controller<R> {
         }
     }
 
-    /// A new watch from the current state, or `None` after a failed attempt (retried after
+    /// Lists every object in pages at one revision, queues those whose trigger changed and
+    /// forgets those gone. The revision listed, or `None` after a failed attempt (retried after
     /// [`REWATCH_DELAY`]) or on shutdown.
-    async fn start_watch(&self, shutdown: &CancellationToken) -> Option<WatchStream> {
+    async fn list(&self, seen: &mut Seen, shutdown: &CancellationToken) -> Option<Revision> {
+        let resource = self.kind.resource();
+        let mut options = ListOptions {
+            limit: Some(LIST_PAGE),
+            ..ListOptions::default()
+        };
+        let mut listed = HashSet::new();
+        let mut revision = None;
+        loop {
+            let page = tokio::select! {
+                p = self.store.list_raw(&resource, None, &options) => p,
+                () = shutdown.cancelled() => return None,
+            };
+            let page = match page {
+                Ok(page) => page,
+                Err(error) => return self.retry_later("listing", &error, shutdown).await,
+            };
+            revision.get_or_insert(page.resource_version);
+            for raw in &page.items {
+                let Ok(Listed { metadata }) = serde_json::from_str::<Listed>(raw) else {
+                    tracing::error!(kind = R::KIND, "a stored object's metadata does not decode");
+                    continue;
+                };
+                let key = resource.object(&metadata.namespace, &metadata.name);
+                listed.insert(key.clone());
+                self.observe(key, metadata.trigger(), seen);
+            }
+            match page.continue_token {
+                Some(token) => options.continue_token = Some(token),
+                None => break,
+            }
+        }
+        self.end_of_list(seen, &listed);
+        revision
+    }
+
+    /// A watch of the changes after `revision`, or `None` after a failed attempt (retried
+    /// after [`REWATCH_DELAY`]) or on shutdown.
+    async fn start_watch(
+        &self,
+        revision: Revision,
+        shutdown: &CancellationToken,
+    ) -> Option<WatchStream> {
         let options = WatchOptions {
+            resource_version: Some(revision),
             bookmarks: true,
-            send_initial_events: true,
             ..WatchOptions::default()
         };
         let resource = self.kind.resource();
@@ -94,13 +172,21 @@ impl<R: Reconcile> Controller<R> {
         };
         match started {
             Ok(stream) => Some(stream),
-            Err(error) => {
-                tracing::warn!(kind = R::KIND, error = %chain(&error), "watching failed; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(REWATCH_DELAY) => None,
-                    () = shutdown.cancelled() => None,
-                }
-            }
+            Err(error) => self.retry_later("watching", &error, shutdown).await,
+        }
+    }
+
+    /// Logs a failed list or watch and waits [`REWATCH_DELAY`] (or for shutdown).
+    async fn retry_later<T>(
+        &self,
+        what: &str,
+        error: &storage::Error,
+        shutdown: &CancellationToken,
+    ) -> Option<T> {
+        tracing::warn!(kind = R::KIND, error = %chain(error), "{what} failed; retrying");
+        tokio::select! {
+            () = tokio::time::sleep(REWATCH_DELAY) => None,
+            () = shutdown.cancelled() => None,
         }
     }
 
@@ -130,12 +216,6 @@ impl<R: Reconcile> Controller<R> {
 
     fn handle(&self, event: WatchEvent, seen: &mut Seen) {
         let meta = &event.object["metadata"];
-        if event.event_type == WatchEventType::Bookmark {
-            if meta["annotations"][INITIAL_EVENTS_END] == "true" {
-                self.end_of_list(seen);
-            }
-            return;
-        }
         let (Some(ns), Some(name)) = (meta["namespace"].as_str(), meta["name"].as_str()) else {
             return;
         };
@@ -146,25 +226,23 @@ impl<R: Reconcile> Controller<R> {
                 self.forget(&key);
             }
             WatchEventType::Added | WatchEventType::Modified => {
-                if let Some(listed) = seen.listing.as_mut() {
-                    listed.insert(key.clone());
-                }
-                let trigger = Trigger::of(&event.object);
-                if seen.triggers.get(&key) != Some(&trigger) {
-                    seen.triggers.insert(key.clone(), trigger);
-                    self.queue.schedule(key, Instant::now());
-                }
+                self.observe(key, Trigger::of(&event.object), seen);
             }
             WatchEventType::Bookmark | WatchEventType::Error => {}
         }
     }
 
-    /// The initial list of a watch is complete: objects seen before but not listed were
-    /// deleted while no watch ran.
-    fn end_of_list(&self, seen: &mut Seen) {
-        let Some(listed) = seen.listing.take() else {
-            return;
-        };
+    /// Queues `key` at once when its trigger is new.
+    fn observe(&self, key: ObjectKey, trigger: Trigger, seen: &mut Seen) {
+        if seen.triggers.get(&key) != Some(&trigger) {
+            seen.triggers.insert(key.clone(), trigger);
+            self.queue.schedule(key, Instant::now());
+        }
+    }
+
+    /// A list is complete: objects seen before but not `listed` were deleted while no watch
+    /// ran.
+    fn end_of_list(&self, seen: &mut Seen, listed: &HashSet<ObjectKey>) {
         let gone: Vec<ObjectKey> = seen
             .triggers
             .keys()
@@ -211,5 +289,19 @@ mod tests {
             t,
             "a new object with the same name"
         );
+    }
+
+    #[test]
+    fn a_listed_object_has_the_trigger_of_its_watch_event() {
+        for object in [
+            serde_json::json!({"metadata": {"name": "a", "namespace": "default", "generation": 3, "uid": "u1"}}),
+            serde_json::json!({"metadata": {"name": "a", "namespace": "default", "generation": 1, "uid": "u1",
+                "annotations": {"reconcile.fluxcd.io/requestedAt": "now", "other": "x"},
+                "deletionTimestamp": "2026-01-01T00:00:00Z"}, "status": {"observedGeneration": 1}}),
+            serde_json::json!({"metadata": {"name": "a", "namespace": "default"}}),
+        ] {
+            let listed: Listed = serde_json::from_str(&object.to_string()).unwrap();
+            assert_eq!(listed.metadata.trigger(), Trigger::of(&object), "{object}");
+        }
     }
 }

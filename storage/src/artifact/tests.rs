@@ -177,3 +177,108 @@ fn remove_object_deletes_the_directory_and_tolerates_a_missing_one() {
         .remove_object("ocirepository", "default", "podinfo")
         .unwrap();
 }
+
+#[test]
+fn a_linked_artifact_shares_the_content_and_keeps_its_own_life() {
+    use std::os::unix::fs::MetadataExt as _;
+    let (_dir, store) = store();
+    let first = write(&store, "abc.tar.gz", b"shared archive");
+    let linked = store
+        .link(
+            &first.path,
+            &first.digest,
+            "ocirepository",
+            "default",
+            "other",
+            "abc.tar.gz",
+        )
+        .unwrap();
+    assert_eq!(linked.path, "ocirepository/default/other/abc.tar.gz");
+    assert_eq!(
+        (linked.digest.as_str(), linked.size),
+        (first.digest.as_str(), 14)
+    );
+    let (a, b) = (
+        std::fs::metadata(store.path(&first.path).unwrap()).unwrap(),
+        std::fs::metadata(store.path(&linked.path).unwrap()).unwrap(),
+    );
+    assert_eq!(a.ino(), b.ino(), "one stored archive");
+    // Served by its own recorded digest, as a written one.
+    let served = store.open_verified(&linked.path, None).unwrap();
+    assert_eq!(served.digest, first.digest);
+    let names = |obj: &str| -> Vec<String> {
+        let dir = store.root().join("ocirepository/default").join(obj);
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("other"), ["abc.tar.gz"], "no temporary file is left");
+
+    // Linking onto a file that already is that archive changes nothing and leaves nothing.
+    store
+        .link(
+            &first.path,
+            &first.digest,
+            "ocirepository",
+            "default",
+            "other",
+            "abc.tar.gz",
+        )
+        .unwrap();
+    store
+        .link(
+            &first.path,
+            &first.digest,
+            "ocirepository",
+            "default",
+            "podinfo",
+            "abc.tar.gz",
+        )
+        .unwrap();
+    assert_eq!(names("other"), ["abc.tar.gz"]);
+    assert_eq!(names("podinfo"), ["abc.tar.gz"]);
+
+    // Deleting the first object leaves the other's copy whole.
+    store
+        .remove_object("ocirepository", "default", "podinfo")
+        .unwrap();
+    assert!(store.verify(&linked.path, &linked.digest).unwrap());
+    let err = store
+        .link(
+            &first.path,
+            &first.digest,
+            "ocirepository",
+            "default",
+            "third",
+            "abc.tar.gz",
+        )
+        .unwrap_err();
+    assert!(err.is_artifact_missing(), "{err}");
+}
+
+#[test]
+fn a_corrupted_artifact_is_not_shared() {
+    let (_dir, store) = store();
+    let first = write(&store, "abc.tar.gz", b"shared archive");
+    std::fs::write(store.path(&first.path).unwrap(), b"SHARED ARCHIVE").unwrap();
+    let err = store
+        .link(
+            &first.path,
+            &first.digest,
+            "ocirepository",
+            "default",
+            "other",
+            "abc.tar.gz",
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::ArtifactDigestMismatch { .. }), "{err}");
+    assert!(
+        !store
+            .root()
+            .join("ocirepository/default/other/abc.tar.gz")
+            .exists()
+    );
+}

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::super::registry_access::{self as credentials, RegistryAccess};
 use super::super::runtime::chain;
 use super::failure::{StepFailure, client_failure, pull_failure};
+use super::shared::{BuildKey, Built};
 use super::spec::{Provider, RefSpec, Spec, Verification, VerifyProvider};
 use super::{ARTIFACT_KIND, OCIRepositoryReconciler, Progress, blocking, object_ref};
 
@@ -103,6 +104,23 @@ impl OCIRepositoryReconciler {
                     revision: resolved.revision,
                 });
             }
+            let mut slot = self.shared.claim(BuildKey::of(obj, &resolved)).await;
+            if let Some(built) = slot.as_ref() {
+                match self.link(obj, built).await {
+                    Ok(stored) => {
+                        return Ok(Source::Stored {
+                            revision: resolved.revision,
+                            stored,
+                            written_at: super::now(),
+                            annotations: built.annotations.clone(),
+                        });
+                    }
+                    Err(error) => {
+                        tracing::debug!(%error, path = %built.path, "the shared archive is gone; building it");
+                        *slot = None;
+                    }
+                }
+            }
             self.mark_building(obj, progress, &resolved.revision, &resolved.reference)
                 .await;
             tracing::info!(revision = %resolved.revision, "pulling new revision");
@@ -114,6 +132,12 @@ impl OCIRepositoryReconciler {
                 .store(&client, obj, spec, &fetched, deadline)
                 .await
                 .map_err(with_revision)?;
+            *slot = Some(Built {
+                path: stored.path.clone(),
+                digest: stored.digest.clone(),
+                file_name: file_name(&fetched),
+                annotations: fetched.manifest.annotations.clone(),
+            });
             Ok(Source::Stored {
                 revision: resolved.revision.clone(),
                 stored,
@@ -283,7 +307,7 @@ impl OCIRepositoryReconciler {
             )
         };
         let object = object_ref(obj);
-        let file_name = format!("{}.tar.gz", fetched.digest.hex());
+        let file_name = file_name(fetched);
         let store = self.artifacts.clone();
         let writer = blocking(move || {
             store.create(ARTIFACT_KIND, &object.namespace, &object.name, &file_name)
@@ -311,12 +335,56 @@ impl OCIRepositoryReconciler {
         Ok(stored)
     }
 
+    /// Share step: the archive `built` for the same [`BuildKey`] by another object, hard-linked
+    /// into this object's directory under the same file name (no registry request).
+    /// Fails (with the reason, for the log) when the file is gone or no longer matches.
+    async fn link(&self, obj: &OCIRepository, built: &Built) -> Result<StoredArtifact, String> {
+        let object = object_ref(obj);
+        let (store, from) = (self.artifacts.clone(), built.clone());
+        let stored = blocking(move || {
+            store.link(
+                &from.path,
+                &from.digest,
+                ARTIFACT_KIND,
+                &object.namespace,
+                &object.name,
+                &from.file_name,
+            )
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| chain(&e))?;
+        tracing::debug!(path = %stored.path, from = %built.path, "shared the archive");
+        Ok(stored)
+    }
+
     fn pull_options(&self, spec: &Spec, deadline: Option<Instant>) -> PullOptions {
         PullOptions {
             limits: self.config.limits,
             layer: spec.layer.clone(),
             deadline,
             ..PullOptions::default()
+        }
+    }
+}
+
+/// Flux's artifact file name: `<manifest hex>.tar.gz`.
+fn file_name(fetched: &Fetched) -> String {
+    format!("{}.tar.gz", fetched.digest.hex())
+}
+
+impl BuildKey {
+    /// The key of what `obj` builds from `resolved`.
+    fn of(obj: &OCIRepository, resolved: &Resolved) -> Self {
+        Self {
+            namespace: object_ref(obj).namespace,
+            reference: resolved.pull.to_string(),
+            ignore: obj.spec.ignore.clone(),
+            layer_selector: obj
+                .spec
+                .layer_selector
+                .as_ref()
+                .map(|l| serde_json::to_string(l).expect("layer selectors serialize")),
         }
     }
 }
