@@ -251,7 +251,7 @@ impl App {
             acceptor,
             state,
             store: backend,
-            tracker: TaskTracker::new(),
+            tracker,
             local_addr,
             kubeconfig,
             controller,
