@@ -198,6 +198,14 @@ impl App {
             ),
             None => Arc::new(LogRecorder),
         };
+        // In-cluster: events.k8s.io/v1 Events too.
+        let events: Arc<dyn EventRecorder> = match &delegation {
+            Some(delegation) => Arc::new(crate::controller::events::KubeRecorder::start_here(
+                delegation.client.clone(),
+                events,
+            )),
+            None => events,
+        };
         let tracker = TaskTracker::new();
         // In-cluster: Secrets and ServiceAccounts from list+watch caches of the cluster.
         let secrets = Arc::new(match &delegation {
