@@ -478,6 +478,27 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn pull_secrets_merge_with_the_first_naming_a_registry_winning() {
+        let one = PullSecret::DockerConfigJson(
+            json!({"auths": {"a.example": {"auth": "first"}}})
+                .to_string()
+                .into_bytes(),
+        );
+        let legacy = PullSecret::DockerCfg(
+            json!({"a.example": {"auth": "second"}, "b.example": {"auth": "legacy"}})
+                .to_string()
+                .into_bytes(),
+        );
+        let merged = merge_pull_secrets(vec![one, legacy]).unwrap().unwrap();
+        let value: serde_json::Value = serde_json::from_slice(merged.bytes()).unwrap();
+        assert_eq!(
+            value,
+            json!({"auths": {"a.example": {"auth": "first"}, "b.example": {"auth": "legacy"}}})
+        );
+        assert!(merge_pull_secrets(Vec::new()).unwrap().is_none());
+    }
+
     /// A `--secrets-dir` holding one Secret `default/creds` with `data` (plain text values).
     fn secrets_with(data: &[(&str, &str)]) -> (tempfile::TempDir, SecretStore) {
         use base64::Engine as _;
