@@ -202,7 +202,30 @@ impl App {
             ),
             None => Arc::new(LogRecorder),
         };
-        let secrets = Arc::new(SecretStore::new(config.secrets_dir.clone()));
+        // In-cluster: events.k8s.io/v1 Events too.
+        let events: Arc<dyn EventRecorder> = match &delegation {
+            Some(delegation) => Arc::new(crate::controller::events::KubeRecorder::start_here(
+                delegation.client.clone(),
+                events,
+            )),
+            None => events,
+        };
+        let tracker = TaskTracker::new();
+        // In-cluster: Secrets and ServiceAccounts from list+watch caches of the cluster.
+        let secrets = Arc::new(match &delegation {
+            Some(delegation) => {
+                let secrets = Arc::new(crate::kube::secrets::SecretCache::new());
+                let accounts = Arc::new(crate::kube::service_accounts::ServiceAccountCache::new());
+                let client = delegation.client.clone();
+                tracker.spawn(secrets.clone().run(client.clone(), shutdown.child_token()));
+                tracker.spawn(accounts.clone().run(client, shutdown.child_token()));
+                SecretStore::Cluster {
+                    secrets,
+                    service_accounts: accounts,
+                }
+            }
+            None => SecretStore::new(config.secrets_dir.clone()),
+        });
         let helm_charts = Controller::new(
             store.clone(),
             HelmChartReconciler::new(
@@ -283,7 +306,7 @@ impl App {
             acceptor,
             state,
             store: backend,
-            tracker: TaskTracker::new(),
+            tracker,
             local_addr,
             kubeconfig,
             controller,

@@ -13,6 +13,16 @@
 //!   `default`, `kube-system`, `kube-public` and `kube-node-lease` from the start, more with
 //!   [`KubeFake::add_namespace`], marked terminating with [`KubeFake::terminate_namespace`]
 //!   (watchers get `ADDED` and `MODIFIED`); each GET of one namespace is counted.
+//! - `GET /api/v1/secrets` and `GET /api/v1/serviceaccounts` (cluster-wide list and
+//!   `watch=true`, as controller-runtime's cache reads them): objects put with
+//!   [`KubeFake::put_secret`] and [`KubeFake::put_service_account`], removed with
+//!   [`KubeFake::delete_secret`]; lists and watches are counted ([`KubeFake::lists`],
+//!   [`KubeFake::watches`]) so a test can tell a watch cache from a GET per reconcile, which
+//!   the fake does not serve.
+//! - `POST /apis/events.k8s.io/v1/namespaces/<ns>/events` and `PATCH …/events/<name>` (JSON
+//!   merge patch): Events kept in order of creation ([`KubeFake::events`]), 404 for a PATCH of
+//!   an Event that does not exist (or was removed with [`KubeFake::expire_events`], as
+//!   kube-apiserver's `--event-ttl` does); every PATCH is counted ([`KubeFake::event_patches`]).
 //!
 //! A request without the fake's token is answered 401 and counted ([`KubeFake::unauthorized`]).
 
@@ -117,6 +127,19 @@ struct FakeState {
     namespaces: Mutex<BTreeMap<String, Value>>,
     namespace_watchers: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<Value>>>,
     namespace_gets: Mutex<HashMap<String, usize>>,
+    secrets: Collection,
+    service_accounts: Collection,
+    events: Mutex<Vec<Value>>,
+    event_patches: AtomicUsize,
+}
+
+/// A cluster-wide collection of namespaced objects served as list and watch.
+#[derive(Debug, Default)]
+struct Collection {
+    objects: Mutex<BTreeMap<(String, String), Value>>,
+    watchers: Mutex<Vec<tokio::sync::mpsc::UnboundedSender<Value>>>,
+    lists: AtomicUsize,
+    watches: AtomicUsize,
 }
 
 /// The running fake.
@@ -156,6 +179,16 @@ impl KubeFake {
             )
             .route("/api/v1/namespaces", get(namespaces))
             .route("/api/v1/namespaces/{name}", get(namespace))
+            .route(
+                "/apis/events.k8s.io/v1/namespaces/{namespace}/events",
+                post(create_event),
+            )
+            .route(
+                "/apis/events.k8s.io/v1/namespaces/{namespace}/events/{name}",
+                axum::routing::patch(patch_event),
+            )
+            .route("/api/v1/secrets", get(secrets))
+            .route("/api/v1/serviceaccounts", get(service_accounts))
             .with_state(state.clone());
         let server = HttpsServer::start(router, &cert, &key, None);
         let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
@@ -319,6 +352,104 @@ impl KubeFake {
             .unwrap()
             .retain(|w| w.send(event.clone()).is_ok());
     }
+}
+
+impl KubeFake {
+    /// Creates or replaces the Secret `namespace/name` of `type_` with `data` (sent base64, as
+    /// kube-apiserver does); open Secret watches get `ADDED` or `MODIFIED`.
+    pub fn put_secret(&self, namespace: &str, name: &str, type_: &str, data: &[(&str, &[u8])]) {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let data: serde_json::Map<String, Value> = data
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), Value::String(b64(v))))
+            .collect();
+        let object = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"namespace": namespace, "name": name}, "type": type_, "data": data});
+        self.put(&self.state.secrets, object);
+    }
+
+    /// Deletes the Secret `namespace/name`; open Secret watches get `DELETED`.
+    pub fn delete_secret(&self, namespace: &str, name: &str) {
+        let removed = (self.state.secrets.objects.lock().unwrap())
+            .remove(&(namespace.to_string(), name.to_string()));
+        if let Some(mut object) = removed {
+            let revision = self.state.revision.fetch_add(1, Ordering::SeqCst) + 1;
+            object["metadata"]["resourceVersion"] = json!(revision.to_string());
+            announce(
+                &self.state.secrets,
+                json!({"type": "DELETED", "object": object}),
+            );
+        }
+    }
+
+    /// Creates or replaces the ServiceAccount `namespace/name` listing `image_pull_secrets`;
+    /// open ServiceAccount watches get `ADDED` or `MODIFIED`.
+    pub fn put_service_account(&self, namespace: &str, name: &str, image_pull_secrets: &[&str]) {
+        let pulls: Vec<Value> = image_pull_secrets
+            .iter()
+            .map(|n| json!({"name": n}))
+            .collect();
+        let object = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"namespace": namespace, "name": name}, "imagePullSecrets": pulls});
+        self.put(&self.state.service_accounts, object);
+    }
+
+    /// How many lists of `resource` (`secrets` or `serviceaccounts`) were served.
+    pub fn lists(&self, resource: &str) -> usize {
+        self.collection(resource).lists.load(Ordering::SeqCst)
+    }
+
+    /// How many watches of `resource` (`secrets` or `serviceaccounts`) were started.
+    pub fn watches(&self, resource: &str) -> usize {
+        self.collection(resource).watches.load(Ordering::SeqCst)
+    }
+
+    fn collection(&self, resource: &str) -> &Collection {
+        match resource {
+            "secrets" => &self.state.secrets,
+            "serviceaccounts" => &self.state.service_accounts,
+            other => panic!("the fake has no collection {other}"),
+        }
+    }
+
+    fn put(&self, collection: &Collection, mut object: Value) {
+        let revision = self.state.revision.fetch_add(1, Ordering::SeqCst) + 1;
+        object["metadata"]["resourceVersion"] = json!(revision.to_string());
+        object["metadata"]["uid"] = json!(format!("uid-{revision}"));
+        let key = (
+            object["metadata"]["namespace"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+            object["metadata"]["name"].as_str().unwrap().to_string(),
+        );
+        let existed = (collection.objects.lock().unwrap())
+            .insert(key, object.clone())
+            .is_some();
+        let kind = if existed { "MODIFIED" } else { "ADDED" };
+        announce(collection, json!({"type": kind, "object": object}));
+    }
+}
+
+impl KubeFake {
+    /// Every `events.k8s.io/v1` Event written, in order of creation, as last patched.
+    pub fn events(&self) -> Vec<Value> {
+        self.state.events.lock().unwrap().clone()
+    }
+
+    /// How many Event PATCHes were received (including those answered 404).
+    pub fn event_patches(&self) -> usize {
+        self.state.event_patches.load(Ordering::SeqCst)
+    }
+
+    /// Removes every Event, as their TTL does; a later PATCH of one is answered 404.
+    pub fn expire_events(&self) {
+        self.state.events.lock().unwrap().clear();
+    }
+}
+
+fn announce(collection: &Collection, event: Value) {
+    (collection.watchers.lock().unwrap()).retain(|w| w.send(event.clone()).is_ok());
 }
 
 /// The ConfigMap data kube-apiserver publishes for a cluster whose client CA is `client_ca`
@@ -516,6 +647,141 @@ async fn namespace(
         )
             .into_response(),
     }
+}
+
+async fn create_event(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    axum::extract::Path(namespace): axum::extract::Path<String>,
+    axum::Json(mut event): axum::Json<Value>,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    assert_eq!(event["metadata"]["namespace"], json!(namespace), "{event}");
+    let revision = state.revision.fetch_add(1, Ordering::SeqCst) + 1;
+    event["metadata"]["resourceVersion"] = json!(revision.to_string());
+    state.events.lock().unwrap().push(event.clone());
+    (StatusCode::CREATED, axum::Json(event)).into_response()
+}
+
+async fn patch_event(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    axum::extract::Path((namespace, name)): axum::extract::Path<(String, String)>,
+    body: String,
+) -> Response {
+    if !authorized(&state, &headers) {
+        return unauthorized();
+    }
+    state.event_patches.fetch_add(1, Ordering::SeqCst);
+    assert_eq!(
+        headers.get("content-type").and_then(|v| v.to_str().ok()),
+        Some("application/merge-patch+json")
+    );
+    let patch: Value = serde_json::from_str(&body).unwrap();
+    let mut events = state.events.lock().unwrap();
+    let found = events.iter_mut().find(|e| {
+        e["metadata"]["namespace"] == json!(namespace) && e["metadata"]["name"] == json!(name)
+    });
+    match found {
+        Some(event) => {
+            merge_patch(event, &patch);
+            axum::Json(event.clone()).into_response()
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "message": format!("events.events.k8s.io \"{name}\" not found"),
+                "reason": "NotFound", "code": 404}),
+            ),
+        )
+            .into_response(),
+    }
+}
+
+/// RFC 7386 JSON merge patch.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Some(patch) = patch.as_object() else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    for (key, value) in patch {
+        if value.is_null() {
+            target.as_object_mut().unwrap().remove(key);
+        } else {
+            merge_patch(&mut target[key.as_str()], value);
+        }
+    }
+}
+
+async fn secrets(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    list_or_watch(&state, &state.secrets, "SecretList", &headers, &query)
+}
+
+async fn service_accounts(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    list_or_watch(
+        &state,
+        &state.service_accounts,
+        "ServiceAccountList",
+        &headers,
+        &query,
+    )
+}
+
+/// A list of `collection`, or a watch replaying the objects changed after `resourceVersion`
+/// (as `MODIFIED`) and then streaming changes.
+fn list_or_watch(
+    state: &FakeState,
+    collection: &Collection,
+    list_kind: &str,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> Response {
+    if !authorized(state, headers) {
+        return unauthorized();
+    }
+    let objects = collection.objects.lock().unwrap();
+    if query.get("watch").map(String::as_str) != Some("true") {
+        collection.lists.fetch_add(1, Ordering::SeqCst);
+        let revision = state.revision.load(Ordering::SeqCst);
+        return axum::Json(json!({
+            "apiVersion": "v1", "kind": list_kind,
+            "metadata": {"resourceVersion": revision.to_string()},
+            "items": objects.values().cloned().collect::<Vec<_>>(),
+        }))
+        .into_response();
+    }
+    collection.watches.fetch_add(1, Ordering::SeqCst);
+    let from: u64 = query
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<Value>();
+    for object in objects.values() {
+        let version: u64 = object["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if version > from {
+            let _ = sender.send(json!({"type": "MODIFIED", "object": object}));
+        }
+    }
+    collection.watchers.lock().unwrap().push(sender);
+    drop(objects);
+    watch_response(receiver)
 }
 
 /// A line-delimited watch answer streaming the events sent to `receiver`.

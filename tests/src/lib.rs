@@ -9,6 +9,7 @@ pub mod etcd;
 pub mod front;
 pub mod https;
 #[cfg(feature = "in-process")]
+pub mod in_cluster;
 pub mod in_process;
 pub mod kube_fake;
 pub mod kubectl;

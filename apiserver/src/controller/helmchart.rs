@@ -78,11 +78,7 @@ pub struct HelmChartReconciler {
 }
 
 fn object_ref(obj: &HelmChart) -> ObjectRef {
-    ObjectRef {
-        kind: HelmChartReconciler::KIND,
-        namespace: obj.metadata.namespace.clone().unwrap_or_default(),
-        name: obj.metadata.name.clone().unwrap_or_default(),
-    }
+    ObjectRef::new(HelmChartReconciler::KIND, &obj.metadata)
 }
 
 fn key(obj: &HelmChart) -> storage::ObjectKey {

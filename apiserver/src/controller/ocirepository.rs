@@ -113,11 +113,7 @@ pub struct OCIRepositoryReconciler {
 }
 
 fn object_ref(obj: &OCIRepository) -> ObjectRef {
-    ObjectRef {
-        kind: OCIRepositoryReconciler::KIND,
-        namespace: obj.metadata.namespace.clone().unwrap_or_default(),
-        name: obj.metadata.name.clone().unwrap_or_default(),
-    }
+    ObjectRef::new(OCIRepositoryReconciler::KIND, &obj.metadata)
 }
 
 impl Reconcile for OCIRepositoryReconciler {

@@ -46,6 +46,9 @@ pub(crate) struct RegistryAccess {
     /// Whether `secret_ref` may instead hold `username` and `password` (HelmRepository's basic
     /// auth); otherwise it must be a `kubernetes.io/dockerconfigjson` Secret.
     pub basic_auth: bool,
+    /// `spec.serviceAccountName` (in-cluster): the ServiceAccount whose `imagePullSecrets` are
+    /// pull Secrets too, after `secret_ref`'s.
+    pub service_account: Option<String>,
 }
 
 impl RegistryAccess {
@@ -64,6 +67,11 @@ impl RegistryAccess {
             proxy_secret_ref: name(&obj.spec.proxy_secret_ref),
             insecure: obj.spec.is_insecure(),
             basic_auth: false,
+            service_account: obj
+                .spec
+                .service_account_name
+                .clone()
+                .filter(|s| !s.is_empty()),
         }
     }
 }
@@ -113,12 +121,68 @@ struct Access {
 fn load_secret(secrets: &SecretStore, namespace: &str, name: &str) -> Result<Secret, String> {
     match secrets.get(namespace, name) {
         Ok(Some(s)) => Ok(s),
-        Ok(None) => Err(format!(
-            "secrets \"{name}\" not found in namespace '{namespace}' (standalone mode reads Secrets from {})",
-            secrets.dir().display()
-        )),
+        Ok(None) => Err(match secrets.not_found_hint() {
+            Some(hint) => {
+                format!("secrets \"{name}\" not found in namespace '{namespace}' ({hint})")
+            }
+            None => format!("secrets \"{name}\" not found in namespace '{namespace}'"),
+        }),
         Err(e) => Err(chain(&e)),
     }
+}
+
+/// The pull Secrets of the ServiceAccount `namespace/name` (its `imagePullSecrets`, in order),
+/// as fluxcd/pkg's `PullSecretsFromServiceAccountRef`: a missing ServiceAccount or a missing
+/// listed Secret is an error. Secrets of neither pull-secret type are skipped, as k8schain does.
+fn service_account_pull_secrets(
+    secrets: &SecretStore,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<PullSecret>, String> {
+    let names = secrets
+        .image_pull_secrets(namespace, name)
+        .map_err(|e| chain(&e))?
+        .ok_or_else(|| {
+            format!("serviceaccounts \"{name}\" not found in namespace '{namespace}'")
+        })?;
+    let mut out = Vec::new();
+    for secret in names {
+        let s = load_secret(secrets, namespace, &secret).map_err(|m| {
+            format!("image pull secret of service account '{namespace}/{name}': {m}")
+        })?;
+        if let Some(json) = s.data.get(".dockerconfigjson") {
+            out.push(PullSecret::DockerConfigJson(json.clone()));
+        } else if let Some(legacy) = s.data.get(".dockercfg") {
+            out.push(PullSecret::DockerCfg(legacy.clone()));
+        }
+    }
+    Ok(out)
+}
+
+/// One docker `config.json` holding every registry of `pulls`, the first Secret naming a
+/// registry winning (k8schain's keyring order). A single Secret is kept as it is.
+fn merge_pull_secrets(mut pulls: Vec<PullSecret>) -> Result<Option<PullSecret>, String> {
+    if pulls.len() <= 1 {
+        return Ok(pulls.pop());
+    }
+    let mut auths = serde_json::Map::new();
+    for pull in &pulls {
+        let value: serde_json::Value = serde_json::from_slice(pull.bytes())
+            .map_err(|e| format!("an image pull secret is not valid JSON: {e}"))?;
+        let entries = match pull {
+            PullSecret::DockerConfigJson(_) => value.get("auths").cloned(),
+            PullSecret::DockerCfg(_) => Some(value),
+        };
+        if let Some(serde_json::Value::Object(entries)) = entries {
+            for (registry, entry) in entries {
+                auths.entry(registry).or_insert(entry);
+            }
+        }
+    }
+    let merged = serde_json::json!({ "auths": auths })
+        .to_string()
+        .into_bytes();
+    Ok(Some(PullSecret::DockerConfigJson(merged)))
 }
 
 fn access(secrets: &SecretStore, spec: &RegistryAccess) -> Result<Access, AccessError> {
@@ -223,6 +287,15 @@ fn access(secrets: &SecretStore, spec: &RegistryAccess) -> Result<Access, Access
             )));
         }
         out.proxy = Some((address, text("username"), text("password")));
+    }
+    if let Some(account) = &spec.service_account {
+        let mut pulls: Vec<PullSecret> = out.docker_config.take().into_iter().collect();
+        pulls.extend(
+            service_account_pull_secrets(secrets, ns, account)
+                .map_err(|m| auth(format!("failed to get credential: {m}")))?,
+        );
+        out.docker_config = merge_pull_secrets(pulls)
+            .map_err(|m| auth(format!("failed to get credential: {m}")))?;
     }
     Ok(out)
 }
@@ -404,6 +477,27 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn pull_secrets_merge_with_the_first_naming_a_registry_winning() {
+        let one = PullSecret::DockerConfigJson(
+            json!({"auths": {"a.example": {"auth": "first"}}})
+                .to_string()
+                .into_bytes(),
+        );
+        let legacy = PullSecret::DockerCfg(
+            json!({"a.example": {"auth": "second"}, "b.example": {"auth": "legacy"}})
+                .to_string()
+                .into_bytes(),
+        );
+        let merged = merge_pull_secrets(vec![one, legacy]).unwrap().unwrap();
+        let value: serde_json::Value = serde_json::from_slice(merged.bytes()).unwrap();
+        assert_eq!(
+            value,
+            json!({"auths": {"a.example": {"auth": "first"}, "b.example": {"auth": "legacy"}}})
+        );
+        assert!(merge_pull_secrets(Vec::new()).unwrap().is_none());
+    }
 
     /// A `--secrets-dir` holding one Secret `default/creds` with `data` (plain text values).
     fn secrets_with(data: &[(&str, &str)]) -> (tempfile::TempDir, SecretStore) {

@@ -1,15 +1,25 @@
-//! Standalone mode's Secrets: the Kubernetes `Secret` manifests (YAML or JSON, several
-//! documents a file allowed, as `kubectl create secret … --dry-run=client -o yaml` writes them)
-//! in `--secrets-dir`, re-parsed whenever a file's content changes (by its sha256, so a same-size
-//! rewrite within the file system's timestamp granularity counts), so that fixing a Secret file
-//! takes effect at the next reconcile without a restart. A malformed file is logged and skipped;
-//! it never hides the Secrets of the other files.
+//! Where the reconcilers' Secrets come from ([`SecretStore`]):
+//!
+//! - **standalone**: the Kubernetes `Secret` manifests of `--secrets-dir` ([`SecretFiles`]);
+//! - **in-cluster**: the cluster's Secrets and ServiceAccounts, from list+watch caches of the
+//!   Kubernetes API (`kube::secrets`, `kube::service_accounts`), as Flux's source-controller
+//!   reads them through controller-runtime's cached client. A lookup before the caches' first
+//!   list waits for it (at most [`SYNC_WAIT`]), as controller-runtime starts reconcilers only
+//!   once its caches have synced.
+//!
+//! Standalone files (YAML or JSON, several documents a file allowed, as `kubectl create secret
+//! … --dry-run=client -o yaml` writes them) are re-parsed whenever a file's content changes (by
+//! its sha256, so a same-size rewrite within the file system's timestamp granularity counts), so
+//! that fixing a Secret file takes effect at the next reconcile without a restart. A malformed
+//! file is logged and skipped; it never hides the Secrets of the other files.
 //!
 //! A Secret without `metadata.namespace` belongs to `default`. `data` values are base64,
 //! `stringData` values plain text and win over `data`, as the API server merges them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use parking_lot::Mutex;
@@ -43,6 +53,16 @@ impl std::fmt::Debug for Secret {
 /// Why Secrets could not be read. Messages never include Secret data.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// In-cluster: the cache of `resource` (`secrets`, `serviceaccounts`) has not completed its
+    /// first list within [`SYNC_WAIT`] (the API is unreachable or the RBAC is missing).
+    #[error("the {resource} cache has not synced with the Kubernetes API yet")]
+    NotSynced {
+        /// The resource, e.g. `secrets`.
+        resource: &'static str,
+    },
+    /// Standalone: ServiceAccounts exist only in a cluster.
+    #[error("spec.serviceAccountName needs the in-cluster mode")]
+    ServiceAccountsNeedCluster,
     /// Listing `--secrets-dir` or reading a file failed.
     #[error("reading {path}")]
     Read {
@@ -69,14 +89,122 @@ struct Parsed {
     secrets: Result<Vec<Secret>, String>,
 }
 
+/// How long an in-cluster lookup waits for the caches' first list.
+pub const SYNC_WAIT: Duration = Duration::from_secs(30);
+
+/// The Secrets (and ServiceAccounts) the reconcilers read: files in standalone mode, the
+/// cluster's watch caches in-cluster. Lookups are blocking: call them from `spawn_blocking`.
+#[derive(Debug)]
+pub enum SecretStore {
+    /// Standalone: `--secrets-dir`.
+    Files(SecretFiles),
+    /// In-cluster: the list+watch caches.
+    Cluster {
+        /// The cluster's Secrets.
+        secrets: Arc<crate::kube::secrets::SecretCache>,
+        /// The cluster's ServiceAccounts.
+        service_accounts: Arc<crate::kube::service_accounts::ServiceAccountCache>,
+    },
+}
+
+impl SecretStore {
+    /// Standalone: the Secrets of the manifests in `dir` ([`SecretFiles::new`]).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self::Files(SecretFiles::new(dir))
+    }
+
+    /// Whether lookups go to the cluster (so `spec.serviceAccountName` can be honoured).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster { .. })
+    }
+
+    /// Where a missing Secret was looked for, for the not-found message: `standalone mode reads
+    /// Secrets from <dir>`, or nothing in-cluster (kube's own message says it all).
+    pub fn not_found_hint(&self) -> Option<String> {
+        match self {
+            Self::Files(files) => Some(format!(
+                "standalone mode reads Secrets from {}",
+                files.dir().display()
+            )),
+            Self::Cluster { .. } => None,
+        }
+    }
+
+    /// Finds the Secret `namespace/name`. Blocking.
+    ///
+    /// # Errors
+    /// Standalone: as [`SecretFiles::get`]. In-cluster: [`Error::NotSynced`] when the Secrets
+    /// cache has not listed within [`SYNC_WAIT`].
+    pub fn get(&self, namespace: &str, name: &str) -> Result<Option<Secret>, Error> {
+        match self {
+            Self::Files(files) => files.get(namespace, name),
+            Self::Cluster { secrets, .. } => {
+                if !secrets.wait_synced(SYNC_WAIT) {
+                    return Err(Error::NotSynced {
+                        resource: "secrets",
+                    });
+                }
+                Ok(secrets.get(namespace, name).map(|s| from_cluster(&s)))
+            }
+        }
+    }
+
+    /// The `imagePullSecrets` names of the ServiceAccount `namespace/name`, or `None` when it
+    /// does not exist. Blocking.
+    ///
+    /// # Errors
+    /// [`Error::ServiceAccountsNeedCluster`] in standalone mode; [`Error::NotSynced`] when the
+    /// ServiceAccounts cache has not listed within [`SYNC_WAIT`].
+    pub fn image_pull_secrets(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Vec<String>>, Error> {
+        let Self::Cluster {
+            service_accounts, ..
+        } = self
+        else {
+            return Err(Error::ServiceAccountsNeedCluster);
+        };
+        if !service_accounts.wait_synced(SYNC_WAIT) {
+            return Err(Error::NotSynced {
+                resource: "serviceaccounts",
+            });
+        }
+        Ok(service_accounts
+            .get(namespace, name)
+            .map(|a| crate::kube::service_accounts::image_pull_secrets(&a)))
+    }
+}
+
+/// A cluster Secret as the reconcilers read it: `data` (already decoded by the API's JSON) merged
+/// with `stringData` (which the API server folds into `data`, so normally empty).
+fn from_cluster(secret: &k8s_openapi::api::core::v1::Secret) -> Secret {
+    let mut data: BTreeMap<String, Vec<u8>> = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    for (k, v) in secret.string_data.iter().flatten() {
+        data.insert(k.clone(), v.as_bytes().to_vec());
+    }
+    Secret {
+        namespace: secret.metadata.namespace.clone().unwrap_or_default(),
+        name: secret.metadata.name.clone().unwrap_or_default(),
+        type_: secret.type_.clone().unwrap_or_else(|| "Opaque".to_owned()),
+        data,
+    }
+}
+
 /// The Secrets of `--secrets-dir`, cached per file and re-parsed when a file's content changes.
 #[derive(Debug)]
-pub struct SecretStore {
+pub struct SecretFiles {
     dir: PathBuf,
     cache: Mutex<HashMap<PathBuf, Parsed>>,
 }
 
-impl SecretStore {
+impl SecretFiles {
     /// A store over `dir`. A missing directory means "no Secrets". Nothing is read here.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self {

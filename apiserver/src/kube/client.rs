@@ -200,6 +200,31 @@ impl Client {
         Self::decode(url, response).await
     }
 
+    /// `PATCH` of `path` with the JSON merge patch `patch` (`application/merge-patch+json`),
+    /// decoding the answer.
+    ///
+    /// # Errors
+    /// [`Error::Send`], [`Error::Status`] (404 for a missing object) or [`Error::Decode`].
+    pub async fn merge_patch<R: DeserializeOwned>(
+        &self,
+        path: &str,
+        patch: &serde_json::Value,
+    ) -> Result<R, Error> {
+        let url = self.url(path);
+        let body = patch.to_string();
+        let request = self
+            .http
+            .patch(&url)
+            .timeout(REQUEST_TIMEOUT)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/merge-patch+json",
+            )
+            .body(body);
+        let response = self.send("PATCH", url.clone(), request).await?;
+        Self::decode(url, response).await
+    }
+
     /// `GET` of `path_and_query`, decoding the answer.
     ///
     /// # Errors

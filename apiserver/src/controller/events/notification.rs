@@ -3,9 +3,10 @@
 //!
 //! - one `POST <events-addr>` per Normal or Warning event, `Content-Type: application/json`,
 //!   the body an `event.toolkit.fluxcd.io` `Event`: `involvedObject` (`kind`, `namespace`,
-//!   `name`, `apiVersion`), `severity` (`info` for Normal, `error` for Warning), `timestamp`
-//!   (RFC 3339, seconds), `message`, `reason`, `metadata` (the event's annotations, e.g.
-//!   `source.toolkit.fluxcd.io/revision` and `source.toolkit.fluxcd.io/digest`),
+//!   `name`, `uid`, `apiVersion`), `severity` (`info` for Normal, `error` for Warning),
+//!   `timestamp` (RFC 3339, seconds), `message`, `reason`, `metadata` (the event's annotations,
+//!   e.g. `source.toolkit.fluxcd.io/revision` and `source.toolkit.fluxcd.io/digest`, plus the
+//!   object's `event.toolkit.fluxcd.io/*` annotations (RFC-0008), the event's winning a clash),
 //!   `reportingController` (`source-controller`, so Alerts written for Flux match) and
 //!   `reportingInstance` (the host name);
 //! - Trace events are never posted (Flux keeps them as Kubernetes events only);
@@ -54,6 +55,8 @@ struct InvolvedObject {
     kind: &'static str,
     namespace: String,
     name: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    uid: String,
     api_version: &'static str,
 }
 
@@ -143,6 +146,7 @@ impl EventRecorder for NotificationRecorder {
                 kind: object.kind,
                 namespace: object.namespace.clone(),
                 name: object.name.clone(),
+                uid: object.uid.clone(),
                 api_version: "source.toolkit.fluxcd.io/v1",
             },
             severity,
@@ -151,7 +155,7 @@ impl EventRecorder for NotificationRecorder {
                 .to_string(),
             message: message.to_owned(),
             reason: reason.to_owned(),
-            metadata: annotations.clone(),
+            metadata: super::with_object_annotations(object, annotations),
             reporting_controller: REPORTING_CONTROLLER,
             reporting_instance: self.instance.clone(),
         };
@@ -193,8 +197,9 @@ async fn post(client: &reqwest::Client, address: &url::Url, retry: &RetryPolicy,
     }
 }
 
-/// The host name (Flux's `reportingInstance`), from the kernel; `source-apiserver` if unknown.
-fn hostname() -> String {
+/// The host name (Flux's `reportingInstance`; the pod name in a pod), from the kernel;
+/// `source-apiserver` if unknown.
+pub(super) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())

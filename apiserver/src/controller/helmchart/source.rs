@@ -278,6 +278,7 @@ fn chart_source(
             proxy_secret_ref: None,
             insecure: repo.spec.insecure == Some(true),
             basic_auth: true,
+            service_account: None,
         },
     })
 }

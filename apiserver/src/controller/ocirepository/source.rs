@@ -50,7 +50,10 @@ pub(super) enum Source {
 
 /// The refusals that need no network: in-cluster-only fields and verification settings this
 /// build cannot honour. Returns the verification to run, if any.
-pub(super) fn preflight(spec: &Spec) -> Result<Option<Verification>, StepFailure> {
+pub(super) fn preflight(
+    spec: &Spec,
+    cluster_mode: bool,
+) -> Result<Option<Verification>, StepFailure> {
     let in_cluster = |what: String| {
         StepFailure::stalled(
             reasons::INVALID_PROVIDER_CONFIGURATION,
@@ -62,7 +65,7 @@ pub(super) fn preflight(spec: &Spec) -> Result<Option<Verification>, StepFailure
     if let Provider::Cloud(name) = spec.provider {
         return Err(in_cluster(format!("spec.provider '{name}'")));
     }
-    if let Some(sa) = &spec.service_account {
+    if let Some(sa) = spec.service_account.as_ref().filter(|_| !cluster_mode) {
         return Err(in_cluster(format!("spec.serviceAccountName '{sa}'")));
     }
     match &spec.verify {
@@ -84,7 +87,7 @@ impl OCIRepositoryReconciler {
         spec: &Spec,
         progress: &mut Progress,
     ) -> Result<Source, StepFailure> {
-        let verification = preflight(spec)?;
+        let verification = preflight(spec, self.secrets.is_cluster())?;
         let deadline = Instant::now() + spec.timeout;
         let work = async {
             let client = self.credentials(obj, spec).await?;
