@@ -441,6 +441,43 @@ fn exercise(version: Option<&str>) {
     assert!(k.run(&["get", "ocirepository", "held"]).failed().contains(
         "Error from server (NotFound): ocirepositories.source.toolkit.fluxcd.io \"held\" not found"
     ));
+
+    // --cascade=foreground and =orphan: kept with the garbage collector's finalizer, as
+    // kube-apiserver keeps them for kube-controller-manager's garbage collector (which does
+    // not run here: whoever removes the finalizer lets the object go).
+    for (cascade, finalizer) in [("foreground", "foregroundDeletion"), ("orphan", "orphan")] {
+        let name = format!("cascade-{cascade}");
+        let path = manifest(
+            dir,
+            &format!("{name}.yaml"),
+            &oci_repository("v1", &name, "5m"),
+        );
+        k.run(&["apply", "-f", &path]).ok();
+        let flag = format!("--cascade={cascade}");
+        k.run(&["delete", "ocirepository", &name, &flag, "--wait=false"])
+            .ok();
+        let finalizers = jsonpath(&k, &name, "{.metadata.finalizers[*]}");
+        assert!(
+            finalizers.split(' ').any(|f| f == finalizer),
+            "{cascade}: finalizers {finalizers:?}"
+        );
+        assert!(!jsonpath(&k, &name, "{.metadata.deletionTimestamp}").is_empty());
+        k.run(&[
+            "patch",
+            "ocirepository",
+            &name,
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ])
+        .ok();
+        assert!(
+            k.run(&["get", "ocirepository", &name])
+                .failed()
+                .contains("NotFound")
+        );
+    }
 }
 
 #[test]

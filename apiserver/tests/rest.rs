@@ -184,6 +184,44 @@ async fn dry_run_persists_nothing() {
     );
 }
 
+/// `DeleteOptions` as `ValidateDeleteOptions` checks them: an unknown `propagationPolicy` and
+/// `orphanDependents` together with `propagationPolicy` are 422s naming the field, and the
+/// object stays.
+#[tokio::test]
+async fn delete_options_are_validated_as_kube_validates_them() {
+    let h = InProcess::start().await;
+    h.create(repo("a")).await;
+    for (body, message) in [
+        (
+            json!({"propagationPolicy": "Sometimes"}),
+            "propagationPolicy: Unsupported value: \"Sometimes\": supported values: \"Foreground\", \"Background\", \"Orphan\"",
+        ),
+        (
+            json!({"propagationPolicy": "Orphan", "orphanDependents": true}),
+            "propagationPolicy: orphanDependents and deletionPropagation cannot be both set",
+        ),
+    ] {
+        let reply = h
+            .send(
+                Method::DELETE,
+                &format!("{BASE}/a"),
+                &[("content-type", "application/json")],
+                Some(serde_json::to_vec(&body).unwrap()),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let (reason, text, fields) = reply.status_object();
+        assert_eq!(
+            (reason.as_str(), text.as_str(), fields),
+            ("Invalid", message, vec!["propagationPolicy".to_owned()])
+        );
+    }
+    assert_eq!(
+        h.get(&format!("{BASE}/a"), "application/json").await.status,
+        StatusCode::OK
+    );
+}
+
 #[tokio::test]
 async fn deletecollection_honours_the_label_selector() {
     let h = InProcess::start().await;

@@ -68,6 +68,7 @@ pub use etcd::{EtcdConfig, EtcdStore, EtcdTls};
 pub use key::{ObjectKey, ResourceKey, Revision};
 pub use sqlite::{Retention, SqliteConfig, SqliteStore};
 pub use store::{
-    BoxFuture, DeleteOptions, DeleteOutcome, ListOptions, ListPage, ObjectStore, UpdatePart,
+    BoxFuture, DeleteOptions, DeleteOutcome, FINALIZER_DELETE_DEPENDENTS,
+    FINALIZER_ORPHAN_DEPENDENTS, ListOptions, ListPage, ObjectStore, PropagationPolicy, UpdatePart,
     WatchEvent, WatchEventType, WatchOptions, WatchStream, WriteOptions,
 };

@@ -7,7 +7,10 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, OPTIMISTIC_LOCK_MESSAGE, Result};
 use crate::key::{ObjectKey, Revision};
-use crate::store::{DeleteOptions, UpdatePart};
+use crate::store::{
+    DeleteOptions, FINALIZER_DELETE_DEPENDENTS, FINALIZER_ORPHAN_DEPENDENTS, PropagationPolicy,
+    UpdatePart,
+};
 
 /// Metadata a client may set through a main-resource update.
 const USER_METADATA: [&str; 6] = [
@@ -364,6 +367,77 @@ pub(crate) fn check_delete_preconditions(
         }
     }
     Ok(())
+}
+
+/// What a delete does to a stored object.
+#[derive(Debug, PartialEq)]
+pub(crate) enum DeletePlan {
+    /// Already deleting with the same finalizers: nothing to write; the stored object.
+    Unchanged,
+    /// Finalizers hold it: store this (marked as deleting, finalizers as the options ask).
+    Finalize(Value),
+    /// No finalizer holds it: remove it now.
+    Remove,
+}
+
+/// Decides a delete as kube-apiserver's generic store does: the garbage-collection
+/// finalizers (`orphan`, `foregroundDeletion`) are set from the options
+/// (`deletionFinalizersForGarbageCollection`), then an object with any finalizer is marked as
+/// deleting and kept, and one without is removed.
+pub(crate) fn plan_delete(stored: &Value, opts: &DeleteOptions) -> DeletePlan {
+    let mut next = stored.clone();
+    let changed = set_gc_finalizers(&mut next, opts);
+    if !has_finalizers(&next) {
+        return DeletePlan::Remove;
+    }
+    match mark_deleting(&next) {
+        Some(marked) => DeletePlan::Finalize(marked),
+        None if changed => DeletePlan::Finalize(next),
+        None => DeletePlan::Unchanged,
+    }
+}
+
+/// Sets `orphan` / `foregroundDeletion` in `metadata.finalizers` as the delete's options and
+/// the object's present finalizers decide (kube's `shouldOrphanDependents` and
+/// `shouldDeleteDependents`: an explicit option wins, else a present finalizer stays). Returns
+/// whether the set of finalizers changed.
+fn set_gc_finalizers(object: &mut Value, opts: &DeleteOptions) -> bool {
+    let present: Vec<String> = finalizers(object).into_iter().map(String::from).collect();
+    let has = |f: &str| present.iter().any(|p| p == f);
+    let (orphan, foreground) = match (opts.orphan_dependents, opts.propagation_policy) {
+        (Some(true), _) | (_, Some(PropagationPolicy::Orphan)) => (true, false),
+        (_, Some(PropagationPolicy::Foreground)) => (false, true),
+        (_, Some(PropagationPolicy::Background)) => (false, false),
+        (Some(false), None) => (false, has(FINALIZER_DELETE_DEPENDENTS)),
+        (None, None) => (
+            has(FINALIZER_ORPHAN_DEPENDENTS),
+            has(FINALIZER_DELETE_DEPENDENTS) && !has(FINALIZER_ORPHAN_DEPENDENTS),
+        ),
+    };
+    let mut next: Vec<Value> = present
+        .iter()
+        .filter(|f| *f != FINALIZER_ORPHAN_DEPENDENTS && *f != FINALIZER_DELETE_DEPENDENTS)
+        .map(|f| Value::String(f.clone()))
+        .collect();
+    if orphan {
+        next.push(FINALIZER_ORPHAN_DEPENDENTS.into());
+    }
+    if foreground {
+        next.push(FINALIZER_DELETE_DEPENDENTS.into());
+    }
+    let before: std::collections::BTreeSet<&str> = present.iter().map(String::as_str).collect();
+    let after: std::collections::BTreeSet<&str> = next.iter().filter_map(Value::as_str).collect();
+    if before == after {
+        return false;
+    }
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        if next.is_empty() {
+            meta.remove("finalizers");
+        } else {
+            meta.insert("finalizers".into(), Value::Array(next));
+        }
+    }
+    true
 }
 
 /// The object marked as being deleted (`deletionTimestamp` now, grace period 0), or `None`

@@ -40,7 +40,33 @@ pub struct DeleteOptions {
     /// `preconditions.resourceVersion`: Conflict unless the stored object has this
     /// resourceVersion.
     pub precondition_resource_version: Option<String>,
+    /// `propagationPolicy`: how the garbage collector treats the object's dependents, kept
+    /// as the `orphan` / `foregroundDeletion` finalizer as kube-apiserver keeps it
+    /// (`k8s.io/apiserver/pkg/registry/generic/registry/store.go`,
+    /// `deletionFinalizersForGarbageCollection`). `None`: the object's finalizers decide.
+    pub propagation_policy: Option<PropagationPolicy>,
+    /// The deprecated `orphanDependents`: `Some(true)` is [`PropagationPolicy::Orphan`];
+    /// the REST layer refuses it together with `propagation_policy`.
+    pub orphan_dependents: Option<bool>,
 }
+
+/// `DeleteOptions.propagationPolicy` (`metav1.DeletionPropagation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PropagationPolicy {
+    /// Dependents are left without this owner: the `orphan` finalizer holds the object until
+    /// the garbage collector has removed the owner reference from them.
+    Orphan,
+    /// The object goes now; the garbage collector deletes dependents afterwards (the default).
+    Background,
+    /// The `foregroundDeletion` finalizer holds the object until the garbage collector has
+    /// deleted the dependents that block their owner's deletion.
+    Foreground,
+}
+
+/// The finalizer of [`PropagationPolicy::Orphan`] (`metav1.FinalizerOrphanDependents`).
+pub const FINALIZER_ORPHAN_DEPENDENTS: &str = "orphan";
+/// The finalizer of [`PropagationPolicy::Foreground`] (`metav1.FinalizerDeleteDependents`).
+pub const FINALIZER_DELETE_DEPENDENTS: &str = "foregroundDeletion";
 
 /// What a delete did.
 #[derive(Clone, Debug, PartialEq)]

@@ -4,7 +4,8 @@ mod support;
 
 use serde_json::json;
 use storage::{
-    DeleteOptions, DeleteOutcome, Error, ListOptions, ObjectStore, UpdatePart, WriteOptions,
+    DeleteOptions, DeleteOutcome, Error, ListOptions, ObjectStore, PropagationPolicy, UpdatePart,
+    WriteOptions,
 };
 use support::*;
 
@@ -389,6 +390,116 @@ async fn finalizers_keep_a_deleted_object_until_the_last_one_is_removed(b: Backe
     assert!(t.store.get(&k).await.unwrap_err().is_not_found());
 }
 
+fn policy(p: PropagationPolicy) -> DeleteOptions {
+    DeleteOptions {
+        propagation_policy: Some(p),
+        ..Default::default()
+    }
+}
+
+/// kube-apiserver's generic store keeps the garbage collector's choice as a finalizer
+/// (`deletionFinalizersForGarbageCollection`): Foreground and Orphan hold the object,
+/// Background lets it go, and a later delete's explicit policy replaces an earlier one.
+async fn propagation_policies_become_the_garbage_collectors_finalizers(b: Backend) {
+    let t = b.open().await;
+    let finalizers = |o: &serde_json::Value| o["metadata"]["finalizers"].clone();
+    // Foreground: held by foregroundDeletion, marked as deleting, next to other finalizers
+    let k = key("ns", "fg");
+    t.store
+        .create(&k, with_finalizer(repo("fg"), "example.com/f"), W)
+        .await
+        .unwrap();
+    let DeleteOutcome::Finalizing(fg) = t
+        .store
+        .delete(&k, policy(PropagationPolicy::Foreground))
+        .await
+        .unwrap()
+    else {
+        panic!("Foreground holds the object")
+    };
+    assert_eq!(
+        finalizers(&fg),
+        json!(["example.com/f", "foregroundDeletion"])
+    );
+    assert!(fg["metadata"]["deletionTimestamp"].is_string());
+    // a second delete with Orphan swaps the finalizer, keeping the deletionTimestamp
+    let DeleteOutcome::Finalizing(orphan) = t
+        .store
+        .delete(&k, policy(PropagationPolicy::Orphan))
+        .await
+        .unwrap()
+    else {
+        panic!("Orphan holds the object")
+    };
+    assert_eq!(finalizers(&orphan), json!(["example.com/f", "orphan"]));
+    assert_eq!(
+        orphan["metadata"]["deletionTimestamp"],
+        fg["metadata"]["deletionTimestamp"]
+    );
+    assert!(rv(&orphan) > rv(&fg));
+    // no policy: the finalizers stay as they are
+    let DeleteOutcome::Finalizing(same) =
+        t.store.delete(&k, DeleteOptions::default()).await.unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(rv(&same), rv(&orphan));
+    // the garbage collector removes its finalizer by update; the object's own one still holds
+    let mut gc_done = same.clone();
+    gc_done["metadata"]["finalizers"] = json!(["example.com/f"]);
+    t.store
+        .update(&k, gc_done, UpdatePart::Main, W)
+        .await
+        .unwrap();
+    assert_eq!(
+        finalizers(&t.store.get(&k).await.unwrap()),
+        json!(["example.com/f"])
+    );
+
+    // Orphan on an object without finalizers: held by orphan alone
+    let k = key("ns", "or");
+    t.store.create(&k, repo("or"), W).await.unwrap();
+    let DeleteOutcome::Finalizing(held) = t
+        .store
+        .delete(&k, policy(PropagationPolicy::Orphan))
+        .await
+        .unwrap()
+    else {
+        panic!("Orphan holds an object without finalizers")
+    };
+    assert_eq!(finalizers(&held), json!(["orphan"]));
+    // Background afterwards drops the orphan finalizer, and nothing holds it any more
+    assert!(matches!(
+        t.store
+            .delete(&k, policy(PropagationPolicy::Background))
+            .await
+            .unwrap(),
+        DeleteOutcome::Deleted(_)
+    ));
+    assert!(t.store.get(&k).await.unwrap_err().is_not_found());
+
+    // the deprecated orphanDependents: true is Orphan; Background deletes at once
+    let k = key("ns", "legacy");
+    t.store.create(&k, repo("legacy"), W).await.unwrap();
+    let legacy = DeleteOptions {
+        orphan_dependents: Some(true),
+        ..Default::default()
+    };
+    let DeleteOutcome::Finalizing(held) = t.store.delete(&k, legacy).await.unwrap() else {
+        panic!("orphanDependents holds the object")
+    };
+    assert_eq!(finalizers(&held), json!(["orphan"]));
+    let k = key("ns", "bg");
+    t.store.create(&k, repo("bg"), W).await.unwrap();
+    assert!(matches!(
+        t.store
+            .delete(&k, policy(PropagationPolicy::Background))
+            .await
+            .unwrap(),
+        DeleteOutcome::Deleted(_)
+    ));
+}
+
 async fn delete_collection_respects_selectors_and_finalizers(b: Backend) {
     let t = b.open().await;
     for (ns, name, team) in [
@@ -696,6 +807,7 @@ on_both_backends!(
     delete_without_finalizers_removes_the_object,
     delete_preconditions_conflict_on_mismatch,
     finalizers_keep_a_deleted_object_until_the_last_one_is_removed,
+    propagation_policies_become_the_garbage_collectors_finalizers,
     delete_collection_respects_selectors_and_finalizers,
     dry_run_writes_change_nothing,
     data_and_revisions_survive_a_reopen,

@@ -80,8 +80,7 @@ pub(crate) async fn update(mut call: Call, request: Request<Body>) -> Result<Res
 fn delete_options(call: &Call, body: &[u8]) -> Result<storage::DeleteOptions, ApiError> {
     let mut options = storage::DeleteOptions {
         dry_run: call.options.dry_run,
-        precondition_uid: None,
-        precondition_resource_version: None,
+        ..Default::default()
     };
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(options);
@@ -99,14 +98,27 @@ fn delete_options(call: &Call, body: &[u8]) -> Result<storage::DeleteOptions, Ap
             options.dry_run = true;
         }
     }
-    if let Some(policy) = value["propagationPolicy"].as_str()
-        && !matches!(policy, "Orphan" | "Background" | "Foreground")
-    {
+    if let Some(policy) = value["propagationPolicy"].as_str() {
+        options.propagation_policy = Some(match policy {
+            "Orphan" => storage::PropagationPolicy::Orphan,
+            "Background" => storage::PropagationPolicy::Background,
+            "Foreground" => storage::PropagationPolicy::Foreground,
+            _ => {
+                return Err(ApiError::invalid_options(
+                    "propagationPolicy",
+                    &format!(
+                        "Unsupported value: \"{policy}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
+                    ),
+                ));
+            }
+        });
+    }
+    options.orphan_dependents = value["orphanDependents"].as_bool();
+    if options.orphan_dependents.is_some() && options.propagation_policy.is_some() {
+        // ValidateDeleteOptions in k8s.io/apimachinery/pkg/apis/meta/v1/validation.
         return Err(ApiError::invalid_options(
             "propagationPolicy",
-            &format!(
-                "Unsupported value: \"{policy}\": supported values: \"Foreground\", \"Background\", \"Orphan\""
-            ),
+            "orphanDependents and deletionPropagation cannot be both set",
         ));
     }
     options.precondition_uid = value["preconditions"]["uid"].as_str().map(String::from);

@@ -15,8 +15,8 @@ use super::read::{etcd, get, header_revision, range_all};
 use crate::error::{Error, Result};
 use crate::key::{ObjectKey, ResourceKey};
 use crate::object::{
-    UpdatePlan, check_delete_preconditions, has_finalizers, mark_deleting, plan_update,
-    prepare_create, set_resource_version,
+    DeletePlan, UpdatePlan, check_delete_preconditions, has_finalizers, mark_deleting, plan_delete,
+    plan_update, prepare_create, set_resource_version,
 };
 use crate::selector::Filter;
 use crate::store::{DeleteOptions, DeleteOutcome, ListOptions, UpdatePart};
@@ -122,13 +122,10 @@ pub(super) async fn delete(
             .await?
             .ok_or_else(|| Error::NotFound { key: key.clone() })?;
         check_delete_preconditions(key, &stored, opts)?;
-        let (mut outcome_object, write) = if has_finalizers(&stored) {
-            match mark_deleting(&stored) {
-                None => return Ok(DeleteOutcome::Finalizing(stored)),
-                Some(next) => (next, true),
-            }
-        } else {
-            (stored, false)
+        let (mut outcome_object, write) = match plan_delete(&stored, opts) {
+            DeletePlan::Unchanged => return Ok(DeleteOutcome::Finalizing(stored)),
+            DeletePlan::Finalize(next) => (next, true),
+            DeletePlan::Remove => (stored, false),
         };
         if opts.dry_run {
             return Ok(outcome(outcome_object, write));

@@ -20,8 +20,8 @@ use super::watch::{Change, Hub};
 use crate::error::{Error, Result};
 use crate::key::{ObjectKey, ResourceKey};
 use crate::object::{
-    UpdatePlan, check_delete_preconditions, has_finalizers, mark_deleting, plan_update,
-    prepare_create, set_resource_version,
+    DeletePlan, UpdatePlan, check_delete_preconditions, plan_delete, plan_update, prepare_create,
+    set_resource_version,
 };
 use crate::selector::Filter;
 use crate::store::{DeleteOptions, DeleteOutcome, UpdatePart, WatchEventType};
@@ -269,19 +269,24 @@ impl Ctx<'_> {
         }
     }
 
-    fn delete_stored(&mut self, key: &ObjectKey, stored: Value) -> Result<DeleteOutcome> {
-        if has_finalizers(&stored) {
-            return match mark_deleting(&stored) {
-                None => Ok(DeleteOutcome::Finalizing(stored)),
-                Some(mut next) => {
-                    self.put(key, &mut next, Some(&stored))?;
-                    Ok(DeleteOutcome::Finalizing(next))
-                }
-            };
+    fn delete_stored(
+        &mut self,
+        key: &ObjectKey,
+        stored: Value,
+        opts: &DeleteOptions,
+    ) -> Result<DeleteOutcome> {
+        match plan_delete(&stored, opts) {
+            DeletePlan::Unchanged => Ok(DeleteOutcome::Finalizing(stored)),
+            DeletePlan::Finalize(mut next) => {
+                self.put(key, &mut next, Some(&stored))?;
+                Ok(DeleteOutcome::Finalizing(next))
+            }
+            DeletePlan::Remove => {
+                let mut last = stored.clone();
+                self.remove(key, &mut last, &stored)?;
+                Ok(DeleteOutcome::Deleted(last))
+            }
         }
-        let mut last = stored.clone();
-        self.remove(key, &mut last, &stored)?;
-        Ok(DeleteOutcome::Deleted(last))
     }
 
     fn delete(&mut self, key: &ObjectKey, opts: &DeleteOptions) -> Result<DeleteOutcome> {
@@ -289,7 +294,7 @@ impl Ctx<'_> {
             .read(key)?
             .ok_or_else(|| Error::NotFound { key: key.clone() })?;
         check_delete_preconditions(key, &stored, opts)?;
-        self.delete_stored(key, stored)
+        self.delete_stored(key, stored, opts)
     }
 
     fn delete_collection(
@@ -327,7 +332,10 @@ impl Ctx<'_> {
             if !filter.matches_labels(&stored) {
                 continue;
             }
-            out.push(self.delete_stored(&key, stored)?.into_object());
+            out.push(
+                self.delete_stored(&key, stored, &DeleteOptions::default())?
+                    .into_object(),
+            );
         }
         Ok(out)
     }
