@@ -305,6 +305,32 @@ fn invalid_objects_report_exactly_their_fields() {
             json!({"metadata": {"labels": {"app": "bad value!"}}}),
             &["metadata.labels.app"],
         ),
+        (
+            o,
+            "owner reference without version, kind, name or uid",
+            json!({"metadata": {"ownerReferences": [{"apiVersion": "apps/", "kind": "", "name": "", "uid": ""}]}}),
+            &[
+                "metadata.ownerReferences.apiVersion",
+                "metadata.ownerReferences.kind",
+                "metadata.ownerReferences.name",
+                "metadata.ownerReferences.uid",
+            ],
+        ),
+        (
+            o,
+            "two controller owner references",
+            json!({"metadata": {"ownerReferences": [
+                {"apiVersion": "apps/v1", "kind": "Deployment", "name": "a", "uid": "1", "controller": true},
+                {"apiVersion": "apps/v1", "kind": "Deployment", "name": "b", "uid": "2", "controller": true},
+            ]}}),
+            &["metadata.ownerReferences"],
+        ),
+        (
+            o,
+            "an Event as owner",
+            json!({"metadata": {"ownerReferences": [{"apiVersion": "v1", "kind": "Event", "name": "e", "uid": "1"}]}}),
+            &["metadata.ownerReferences"],
+        ),
         // Types and type meta.
         (
             o,

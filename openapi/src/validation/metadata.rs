@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use regex::Regex;
 
 use crate::error::Cause;
@@ -149,5 +149,55 @@ pub(crate) fn validate(meta: &ObjectMeta, causes: &mut Vec<Cause>) {
     }
     if let Some(a) = &meta.annotations {
         annotations(a, causes);
+    }
+    if let Some(refs) = &meta.owner_references {
+        owner_references(refs, causes);
+    }
+}
+
+/// `metadata.ownerReferences` as kube-apiserver checks them for the garbage collector
+/// (`ValidateOwnerReferences`): `apiVersion` with a version, `kind`, `name` and `uid` set, no
+/// core `v1` `Event` as owner, at most one reference with `controller: true`. The field paths
+/// carry no index, as upstream's.
+fn owner_references(refs: &[OwnerReference], causes: &mut Vec<Cause>) {
+    const FIELD: &str = "metadata.ownerReferences";
+    let mut first_controller: Option<String> = None;
+    for r in refs {
+        let version = r.api_version.rsplit('/').next().unwrap_or_default();
+        for (child, value, empty, detail) in [
+            (
+                "apiVersion",
+                &r.api_version,
+                version.is_empty(),
+                "version must not be empty",
+            ),
+            ("kind", &r.kind, r.kind.is_empty(), "kind must not be empty"),
+            ("name", &r.name, r.name.is_empty(), "name must not be empty"),
+            ("uid", &r.uid, r.uid.is_empty(), "uid must not be empty"),
+        ] {
+            if empty {
+                causes.push(Cause::invalid(format!("{FIELD}.{child}"), value, detail));
+            }
+        }
+        if r.api_version == "v1" && r.kind == "Event" {
+            causes.push(Cause::invalid(
+                FIELD,
+                &format!("{}/{}", r.kind, r.name),
+                "/v1, Kind=Event is disallowed from being an owner",
+            ));
+        }
+        if r.controller == Some(true) {
+            let this = format!("{}/{}", r.kind, r.name);
+            match &first_controller {
+                Some(first) => causes.push(Cause::invalid(
+                    FIELD,
+                    &this,
+                    &format!(
+                        "Only one reference can have Controller set to true. Found \"true\" in references for {first} and {this}"
+                    ),
+                )),
+                None => first_controller = Some(this),
+            }
+        }
     }
 }
