@@ -157,16 +157,18 @@ async fn a_panicking_reconcile_is_retried_with_backoff_and_loses_no_worker() {
     h.stop().await;
 }
 
-/// The controller's watch overflows (buffer of one change, sixteen objects change in one
+/// The controller's watch overflows (buffer of one change, 128 objects change in one
 /// commit): it ends with 410 Expired, the controller re-lists, and every object whose trigger
-/// changed meanwhile is reconciled again.
+/// changed meanwhile is reconciled again. The store hands a commit's changes to the watch one
+/// after another while the controller drains it on another thread; with sixteen changes it
+/// sometimes kept pace and never overflowed, with 128 it cannot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_watch_is_relisted_and_misses_no_change() {
     let config = SqliteConfig {
         watch_buffer: 1,
         ..SqliteConfig::default()
     };
-    let names: Vec<String> = (0..16).map(|i| format!("o{i}")).collect();
+    let names: Vec<String> = (0..128).map(|i| format!("o{i}")).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut h = Harness::start(config, 2, &names).await;
     h.expect_each(&names).await;
@@ -183,7 +185,7 @@ async fn an_expired_watch_is_relisted_and_misses_no_change() {
         .unwrap();
     assert_eq!(
         deleting.len(),
-        16,
+        128,
         "one commit marks all of them as deleting"
     );
     h.expect_each(&names).await;
