@@ -57,6 +57,7 @@ pub mod artifact;
 pub mod error;
 pub mod etcd;
 pub mod key;
+mod list;
 mod object;
 mod selector;
 pub mod sqlite;

@@ -21,11 +21,11 @@ use rusqlite::Connection;
 use serde_json::Value;
 use tokio::sync::{Semaphore, oneshot};
 
-use self::read::ContinueToken;
 use self::watch::{Hub, WatchSetup};
 use self::writer::{Command, WriteOp, WriteReply, Writer};
 use crate::error::{Error, Result};
 use crate::key::{ObjectKey, ResourceKey, Revision};
+use crate::list::ListQuery;
 use crate::selector::Filter;
 use crate::store::{
     BoxFuture, DeleteOptions, DeleteOutcome, ListOptions, ListPage, ObjectStore, UpdatePart,
@@ -478,14 +478,7 @@ impl ObjectStore for SqliteStore {
         Box::pin(async move {
             let a = list_args(resource, namespace, opts)?;
             self.read(move |c| {
-                let page = read::list(
-                    c,
-                    &a.resource,
-                    a.namespace.as_deref(),
-                    &a.filter,
-                    a.limit,
-                    a.token,
-                )?;
+                let page = read::list(c, &a.resource, a.namespace.as_deref(), a.query)?;
                 read::decode_page(&a.resource, page)
             })
             .await
@@ -500,17 +493,8 @@ impl ObjectStore for SqliteStore {
     ) -> BoxFuture<'a, Result<ListPage<String>>> {
         Box::pin(async move {
             let a = list_args(resource, namespace, opts)?;
-            self.read(move |c| {
-                read::list(
-                    c,
-                    &a.resource,
-                    a.namespace.as_deref(),
-                    &a.filter,
-                    a.limit,
-                    a.token,
-                )
-            })
-            .await
+            self.read(move |c| read::list(c, &a.resource, a.namespace.as_deref(), a.query))
+                .await
         })
     }
 
@@ -532,9 +516,7 @@ impl ObjectStore for SqliteStore {
 struct ListArgs {
     resource: ResourceKey,
     namespace: Option<String>,
-    limit: Option<u64>,
-    filter: Filter,
-    token: Option<ContinueToken>,
+    query: ListQuery,
 }
 
 /// Parses selectors and the continue token before any database work, so a bad one fails fast.
@@ -543,21 +525,9 @@ fn list_args(
     namespace: Option<&str>,
     opts: &ListOptions,
 ) -> Result<ListArgs> {
-    let filter = Filter::parse(
-        opts.label_selector.as_deref(),
-        opts.field_selector.as_deref(),
-    )?;
-    let token = opts
-        .continue_token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .map(ContinueToken::decode)
-        .transpose()?;
     Ok(ListArgs {
         resource: resource.clone(),
         namespace: namespace.map(str::to_owned),
-        limit: opts.limit,
-        filter,
-        token,
+        query: ListQuery::parse(opts)?,
     })
 }

@@ -1,16 +1,14 @@
 //! Reads: get, the current revision, and lists at a pinned revision with continue tokens
 //! (`k8s.io/apiserver: pkg/storage/etcd3/store.go` `GetList`, `pkg/storage/continue.go`).
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use etcd_client::{GetOptions, KeyValue};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::EtcdStore;
 use super::keys::{decode, range_end};
 use crate::error::{EXPIRED_CONTINUE_MESSAGE, Error, Result};
 use crate::key::{ObjectKey, ResourceKey, Revision};
+use crate::list::{ContinueToken, ListQuery};
 use crate::selector::Filter;
 use crate::store::{ListOptions, ListPage};
 
@@ -119,42 +117,6 @@ fn next_key(key: &[u8]) -> Vec<u8> {
     next
 }
 
-/// The content of a continue token: upstream's `{"v":"meta.k8s.io/v1","rv":N,"start":...}`
-/// with `start` the next key relative to the list's prefix.
-#[derive(Debug, Serialize, Deserialize)]
-struct ContinueToken {
-    v: String,
-    rv: i64,
-    start: String,
-}
-
-impl ContinueToken {
-    fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("token serializes"))
-    }
-
-    fn decode(token: &str) -> Result<Self> {
-        let invalid = |detail: &str| Error::InvalidContinue {
-            message: format!("continue key is not valid: {detail}"),
-        };
-        let bytes = URL_SAFE_NO_PAD
-            .decode(token.trim_end_matches('='))
-            .map_err(|_| invalid("not base64"))?;
-        let t: ContinueToken =
-            serde_json::from_slice(&bytes).map_err(|_| invalid("not a continue token"))?;
-        if t.v != "meta.k8s.io/v1" {
-            return Err(invalid(&format!(
-                "incorrect encoded start resourceVersion (version {})",
-                t.v
-            )));
-        }
-        if t.rv <= 0 || t.start.is_empty() {
-            return Err(invalid("incorrect encoded start resourceVersion"));
-        }
-        Ok(t)
-    }
-}
-
 /// One page being collected.
 struct Page {
     items: Vec<Value>,
@@ -174,23 +136,17 @@ pub(super) async fn list(
     namespace: Option<&str>,
     opts: &ListOptions,
 ) -> Result<ListPage> {
-    let filter = Filter::parse(
-        opts.label_selector.as_deref(),
-        opts.field_selector.as_deref(),
-    )?;
-    let token = opts
-        .continue_token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .map(ContinueToken::decode)
-        .transpose()?;
+    let ListQuery {
+        filter,
+        limit,
+        token,
+    } = ListQuery::parse(opts)?;
     let prefix = store.keys.collection(resource, namespace);
     let end = range_end(prefix.as_bytes());
     let (mut start, mut revision) = match &token {
-        Some(t) => (format!("{prefix}{}", t.start).into_bytes(), t.rv),
+        Some(t) => (format!("{prefix}{}", t.start).into_bytes(), t.rv as i64),
         None => (prefix.clone().into_bytes(), 0),
     };
-    let limit = opts.limit.filter(|&l| l > 0).map(|l| l as usize);
     let mut page = Page {
         items: Vec::new(),
         last_key: None,
@@ -237,14 +193,8 @@ pub(super) async fn list(
     let continue_token = match (page.more, &page.last_key) {
         (true, Some(last)) => {
             let suffix = &last[prefix.len()..];
-            Some(
-                ContinueToken {
-                    v: "meta.k8s.io/v1".into(),
-                    rv: revision,
-                    start: String::from_utf8_lossy(&next_key(suffix)).into_owned(),
-                }
-                .encode(),
-            )
+            let start = String::from_utf8_lossy(&next_key(suffix)).into_owned();
+            Some(ContinueToken::new(revision.max(0) as u64, start).encode())
         }
         _ => None,
     };

@@ -4,16 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::schema::{ADDED, MODIFIED, meta};
 use super::watch::Change;
 use crate::error::{EXPIRED_CONTINUE_MESSAGE, Error, Result};
 use crate::key::{ObjectKey, ResourceKey, Revision};
+use crate::list::{ContinueToken, ListQuery};
 use crate::selector::Filter;
 use crate::store::{ListPage, WatchEventType};
 
@@ -43,45 +41,6 @@ pub(super) fn get(conn: &Connection, key: &ObjectKey) -> Result<Value> {
     match text {
         Some(t) => decode(|| key.to_string(), &t),
         None => Err(Error::NotFound { key: key.clone() }),
-    }
-}
-
-/// The content of a continue token (opaque to clients; base64url JSON like upstream's
-/// `{"v":"meta.k8s.io/v1","rv":N,"start":...}`).
-#[derive(Debug, Serialize, Deserialize)]
-pub(super) struct ContinueToken {
-    v: String,
-    rv: u64,
-    /// Namespace and name of the last item returned; the next page starts after it.
-    ns: String,
-    name: String,
-}
-
-impl ContinueToken {
-    fn encode(&self) -> String {
-        URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).expect("token serializes"))
-    }
-
-    /// Parses a token.
-    ///
-    /// # Errors
-    /// [`Error::InvalidContinue`] for anything this store did not produce.
-    pub(super) fn decode(token: &str) -> Result<Self> {
-        let invalid = |detail: &str| Error::InvalidContinue {
-            message: format!("continue key is not valid: {detail}"),
-        };
-        let bytes = URL_SAFE_NO_PAD
-            .decode(token.trim_end_matches('='))
-            .map_err(|_| invalid("not base64"))?;
-        let t: ContinueToken =
-            serde_json::from_slice(&bytes).map_err(|_| invalid("not a continue token"))?;
-        if t.v != "meta.k8s.io/v1" {
-            return Err(invalid(&format!(
-                "incorrect encoded start resourceVersion (version {})",
-                t.v
-            )));
-        }
-        Ok(t)
     }
 }
 
@@ -242,10 +201,14 @@ pub(super) fn list(
     conn: &mut Connection,
     resource: &ResourceKey,
     namespace: Option<&str>,
-    filter: &Filter,
-    limit: Option<u64>,
-    token: Option<ContinueToken>,
+    query: ListQuery,
 ) -> Result<ListPage<String>> {
+    let ListQuery {
+        filter,
+        limit,
+        token,
+    } = query;
+    let filter = &filter;
     let tx = conn.transaction().map_err(Error::db("begin read"))?;
     let current = meta(&tx, "revision")?;
     let compacted = meta(&tx, "compacted")?;
@@ -262,7 +225,12 @@ pub(super) fn list(
                     message: EXPIRED_CONTINUE_MESSAGE.into(),
                 });
             }
-            (t.rv, Some((t.ns, t.name)))
+            let Some((ns, name)) = t.start.split_once('/') else {
+                return Err(Error::InvalidContinue {
+                    message: "continue key is not valid: incorrect encoded start key".into(),
+                });
+            };
+            (t.rv, Some((ns.to_owned(), name.to_owned())))
         }
     };
     let changed = if revision < current {
@@ -314,7 +282,7 @@ pub(super) fn list(
         .map_err(Error::db("list objects"))?;
     let mut page = Page {
         filter,
-        limit: limit.filter(|&l| l > 0).map(|l| l as usize),
+        limit,
         texts: Vec::new(),
         last_key: None,
         more: false,
@@ -361,15 +329,9 @@ pub(super) fn list(
         )?;
     }
     let continue_token = match (page.more, page.last_key) {
-        (true, Some((ns, name))) => Some(
-            ContinueToken {
-                v: "meta.k8s.io/v1".into(),
-                rv: revision,
-                ns,
-                name,
-            }
-            .encode(),
-        ),
+        (true, Some((ns, name))) => {
+            Some(ContinueToken::new(revision, format!("{ns}/{name}")).encode())
+        }
         _ => None,
     };
     let remaining_item_count = (page.more && filter.is_empty()).then_some(page.remaining);
