@@ -376,8 +376,11 @@ pub(crate) enum DeletePlan {
     Unchanged,
     /// Finalizers hold it: store this (marked as deleting, finalizers as the options ask).
     Finalize(Value),
-    /// No finalizer holds it: remove it now.
-    Remove,
+    /// No finalizer holds it: remove it now. When the options removed the last
+    /// garbage-collection finalizer, this is the object without it, to be stored first (a
+    /// MODIFIED event) so that the DELETED event shows its final finalizers, as kube's
+    /// `updateForGracefulDeletionAndFinalizers` does before it deletes.
+    Remove(Option<Value>),
 }
 
 /// Decides a delete as kube-apiserver's generic store does: the garbage-collection
@@ -388,7 +391,7 @@ pub(crate) fn plan_delete(stored: &Value, opts: &DeleteOptions) -> DeletePlan {
     let mut next = stored.clone();
     let changed = set_gc_finalizers(&mut next, opts);
     if !has_finalizers(&next) {
-        return DeletePlan::Remove;
+        return DeletePlan::Remove(changed.then_some(next));
     }
     match mark_deleting(&next) {
         Some(marked) => DeletePlan::Finalize(marked),

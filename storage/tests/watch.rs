@@ -7,8 +7,8 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use serde_json::json;
 use storage::{
-    DeleteOptions, ObjectStore, Retention, Revision, SqliteConfig, UpdatePart, WatchEventType,
-    WatchOptions, WriteOptions,
+    DeleteOptions, DeleteOutcome, ObjectStore, PropagationPolicy, Retention, Revision,
+    SqliteConfig, UpdatePart, WatchEventType, WatchOptions, WriteOptions,
 };
 use support::*;
 
@@ -403,6 +403,45 @@ async fn finalizer_deletion_is_modified_then_deleted_and_other_namespaces_stay_o
     }
 }
 
+/// A Background delete that drops the garbage collector's last finalizer stores the object
+/// without it first (MODIFIED), then deletes it (DELETED without the finalizer), as
+/// kube-apiserver's generic store does; a resourceVersion precondition is checked once.
+async fn a_background_delete_dropping_the_orphan_finalizer_is_modified_then_deleted(b: Backend) {
+    let t = b.open().await;
+    let k = key("ns", "a");
+    t.store.create(&k, repo("a"), W).await.unwrap();
+    let orphan = DeleteOptions {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..Default::default()
+    };
+    let DeleteOutcome::Finalizing(held) = t.store.delete(&k, orphan).await.unwrap() else {
+        panic!("Orphan holds the object")
+    };
+    let mut w = t
+        .store
+        .watch(&repos(), Some("ns"), from(rv(&held)))
+        .await
+        .unwrap();
+    let background = DeleteOptions {
+        propagation_policy: Some(PropagationPolicy::Background),
+        precondition_resource_version: Some(rv(&held).to_string()),
+        ..Default::default()
+    };
+    let DeleteOutcome::Deleted(last) = t.store.delete(&k, background).await.unwrap() else {
+        panic!("nothing holds the object any more")
+    };
+    assert!(last["metadata"].get("finalizers").is_none(), "{last}");
+    let modified = next(&mut w).await;
+    assert_eq!(modified.event_type, WatchEventType::Modified);
+    assert!(modified.object["metadata"].get("finalizers").is_none());
+    let deleted = next(&mut w).await;
+    assert_eq!(deleted.event_type, WatchEventType::Deleted);
+    assert!(deleted.object["metadata"].get("finalizers").is_none());
+    assert!(deleted.object["metadata"]["deletionTimestamp"].is_string());
+    assert_eq!(rv(&deleted.object), rv(&last));
+    assert!(rv(&last) > rv(&modified.object));
+}
+
 on_both_backends!(
     a_watch_without_resource_version_starts_with_the_current_state,
     a_watch_from_a_revision_replays_every_later_change_in_order,
@@ -414,4 +453,5 @@ on_both_backends!(
     finalizer_deletion_is_modified_then_deleted_and_other_namespaces_stay_out,
     a_watch_from_a_compacted_revision_is_expired,
     a_slow_watcher_gets_at_most_its_buffer_then_is_ended_with_expired,
+    a_background_delete_dropping_the_orphan_finalizer_is_modified_then_deleted,
 );

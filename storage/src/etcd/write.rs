@@ -117,15 +117,26 @@ pub(super) async fn delete(
     key: &ObjectKey,
     opts: &DeleteOptions,
 ) -> Result<DeleteOutcome> {
+    // The revision of this delete's own finalizer write, whose preconditions held already.
+    let mut own_write = None;
     loop {
         let (stored, read) = get(store, key)
             .await?
             .ok_or_else(|| Error::NotFound { key: key.clone() })?;
-        check_delete_preconditions(key, &stored, opts)?;
+        if own_write != Some(read) {
+            check_delete_preconditions(key, &stored, opts)?;
+        }
         let (mut outcome_object, write) = match plan_delete(&stored, opts) {
             DeletePlan::Unchanged => return Ok(DeleteOutcome::Finalizing(stored)),
             DeletePlan::Finalize(next) => (next, true),
-            DeletePlan::Remove => (stored, false),
+            DeletePlan::Remove(None) => (stored, false),
+            DeletePlan::Remove(Some(next)) if opts.dry_run => (next, false),
+            DeletePlan::Remove(Some(next)) => {
+                // Store the object without the finalizer first (one transaction cannot put
+                // and delete one key), then delete it at that revision on the next turn.
+                own_write = commit_if_unchanged(store, key, read, Some(&next)).await?;
+                continue;
+            }
         };
         if opts.dry_run {
             return Ok(outcome(outcome_object, write));

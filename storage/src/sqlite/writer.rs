@@ -281,7 +281,14 @@ impl Ctx<'_> {
                 self.put(key, &mut next, Some(&stored))?;
                 Ok(DeleteOutcome::Finalizing(next))
             }
-            DeletePlan::Remove => {
+            DeletePlan::Remove(updated) => {
+                let stored = match updated {
+                    Some(mut next) => {
+                        self.put(key, &mut next, Some(&stored))?;
+                        next
+                    }
+                    None => stored,
+                };
                 let mut last = stored.clone();
                 self.remove(key, &mut last, &stored)?;
                 Ok(DeleteOutcome::Deleted(last))
