@@ -1,4 +1,4 @@
-//! A list+watch cache of one namespaced kind across the cluster, client-go's `Reflector` feeding
+//! A list+watch cache of one kind across the cluster, client-go's `Reflector` feeding
 //! a `Store` (what controller-runtime's cached client reads, and so what Flux's source-controller
 //! reads its Secrets from): list the collection, watch from the list's `resourceVersion`, resume
 //! the watch from the last version seen when the server ends it normally, and list again when it
@@ -26,7 +26,7 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 /// Server-side bound of one watch request (client-go picks 5–10 min).
 const WATCH_TIMEOUT_SECONDS: u32 = 300;
 
-/// The kinds a [`Reflector`] can cache: namespaced objects with metadata.
+/// The kinds a [`Reflector`] can cache: objects with metadata, namespaced or cluster-scoped.
 pub trait Cached:
     k8s_openapi::Resource + k8s_openapi::ListableResource + k8s_openapi::Metadata<Ty = ObjectMeta>
 {
@@ -66,7 +66,8 @@ impl<T: Cached + DeserializeOwned + Send + Sync + 'static> Reflector<T> {
         }
     }
 
-    /// The object `namespace/name`, or `None` when the cache does not hold it.
+    /// The object `namespace/name` (`namespace` empty for a cluster-scoped kind), or `None`
+    /// when the cache does not hold it.
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<T>> {
         self.objects
             .read()
@@ -184,8 +185,12 @@ impl<T: Cached + DeserializeOwned + Send + Sync + 'static> Default for Reflector
     }
 }
 
+/// The cache key: (namespace, name), the namespace empty for a cluster-scoped object.
 fn key(metadata: &ObjectMeta) -> Option<(String, String)> {
-    Some((metadata.namespace.clone()?, metadata.name.clone()?))
+    Some((
+        metadata.namespace.clone().unwrap_or_default(),
+        metadata.name.clone()?,
+    ))
 }
 
 #[cfg(test)]
@@ -222,5 +227,26 @@ mod tests {
         cache.apply("DELETED", secret("a", "s", "2"));
         assert!(cache.get("a", "s").is_none());
         assert!(cache.get("b", "s").is_some());
+    }
+
+    #[test]
+    fn a_cluster_scoped_kind_is_keyed_by_name_alone() {
+        let cache = Reflector::<k8s_openapi::api::core::v1::Namespace>::new();
+        assert_eq!(cache.path, "/api/v1/namespaces");
+        let namespace = |phase: &str| {
+            serde_json::from_value(serde_json::json!({"metadata": {"name": "team"},
+                "status": {"phase": phase}}))
+            .unwrap()
+        };
+        cache.apply("ADDED", namespace("Active"));
+        cache.apply("MODIFIED", namespace("Terminating"));
+        let phase = |c: &Reflector<_>| {
+            c.get("", "team")
+                .and_then(|n: Arc<k8s_openapi::api::core::v1::Namespace>| n.status.clone())
+                .and_then(|s| s.phase)
+        };
+        assert_eq!(phase(&cache).as_deref(), Some("Terminating"));
+        cache.apply("DELETED", namespace("Terminating"));
+        assert!(cache.get("", "team").is_none());
     }
 }

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::http::error::ApiError;
 use crate::kube::Client;
-use crate::kube::namespaces::{self, NamespaceCache, Phase};
+use crate::kube::namespaces::{NamespaceCache, Phase};
 use crate::rest::admission::{Admission, Attributes, Operation};
 
 /// Refuses creates in missing or terminating namespaces.
@@ -30,13 +30,13 @@ pub struct NamespaceLifecycle {
 
 impl NamespaceLifecycle {
     /// The admission and the task that keeps its namespace cache current until `shutdown`
-    /// ([`namespaces::watch`]); the caller spawns the task.
+    /// ([`crate::kube::reflector::Reflector::run`]); the caller spawns the task.
     pub fn start(
         client: Client,
         shutdown: CancellationToken,
     ) -> (Self, impl Future<Output = ()> + Send + 'static) {
-        let cache = Arc::new(NamespaceCache::default());
-        let task = namespaces::watch(cache.clone(), client.clone(), shutdown);
+        let cache = Arc::new(NamespaceCache::new());
+        let task = cache.clone().run(client.clone(), shutdown);
         (Self { cache, client }, task)
     }
 
@@ -47,7 +47,7 @@ impl NamespaceLifecycle {
         let Some(namespace) = attributes.namespace else {
             return Ok(());
         };
-        let phase = match self.cache.phase(namespace) {
+        let phase = match Phase::cached(&self.cache, namespace) {
             Some(phase) => phase,
             None => self.live_phase(namespace).await?,
         };
