@@ -354,6 +354,10 @@ pub struct DelegationFlags {
     /// Headers holding the groups (every value of every header).
     #[arg(long, value_delimiter = ',', default_value = "X-Remote-Group")]
     pub requestheader_group_headers: Vec<String>,
+    /// Headers holding the user's uid, first non-empty wins (kube 1.32+, feature gate
+    /// `RemoteRequestHeaderUID`; the ConfigMap's `requestheader-uid-headers` when it has them).
+    #[arg(long, value_delimiter = ',', default_value = "X-Remote-Uid")]
+    pub requestheader_uid_headers: Vec<String>,
     /// Header prefixes of the user's extra attributes.
     #[arg(long, value_delimiter = ',', default_value = "X-Remote-Extra-")]
     pub requestheader_extra_headers_prefix: Vec<String>,
@@ -407,6 +411,8 @@ pub struct RequestHeaderFlags {
     pub username_headers: Vec<String>,
     /// `--requestheader-group-headers` (default `X-Remote-Group`).
     pub group_headers: Vec<String>,
+    /// `--requestheader-uid-headers` (default `X-Remote-Uid`).
+    pub uid_headers: Vec<String>,
     /// `--requestheader-extra-headers-prefix` (default `X-Remote-Extra-`).
     pub extra_headers_prefix: Vec<String>,
 }
@@ -528,6 +534,7 @@ impl DelegationFlags {
                 allowed_names: self.requestheader_allowed_names,
                 username_headers: self.requestheader_username_headers,
                 group_headers: self.requestheader_group_headers,
+                uid_headers: self.requestheader_uid_headers,
                 extra_headers_prefix: self.requestheader_extra_headers_prefix,
             },
             always_allow_paths: self.authorization_always_allow_paths,

@@ -221,6 +221,39 @@ fn the_front_proxy_must_prove_its_identity() {
     assert_eq!(c.take_reviews(), Vec::<Value>::new());
 }
 
+/// Since kube 1.32 (feature gate `RemoteRequestHeaderUID`) the aggregator forwards the user's
+/// uid in `X-Remote-Uid`; the server believes it from the front proxy only and passes it on
+/// in the SubjectAccessReview.
+#[test]
+fn the_front_proxys_uid_header_reaches_the_review() {
+    let c = cluster(&[]);
+    let proxy = c.direct(Some(
+        c.front_proxy_ca
+            .issue_client(FRONT_PROXY_NAME, None::<&str>),
+    ));
+    let as_alice = |client: &reqwest::blocking::Client| {
+        client
+            .get(c.server_url(COLLECTION))
+            .header("X-Remote-User", "alice")
+            .header("X-Remote-Group", "dev")
+            .header("X-Remote-Uid", "uid-alice")
+            .send()
+            .unwrap()
+    };
+    let (code, body) = answer(as_alice(&proxy));
+    assert_eq!(code, 200, "{body}");
+    let reviews = c.take_reviews();
+    assert_eq!(reviews.len(), 1, "{reviews:#?}");
+    assert_eq!(reviews[0]["user"], "alice");
+    assert_eq!(reviews[0]["uid"], "uid-alice");
+    // Without the front proxy's certificate the uid header is removed with the others.
+    let (code, _) = answer(as_alice(&c.direct(None)));
+    assert_eq!(code, 403);
+    let reviews = c.take_reviews();
+    assert_eq!(reviews[0]["user"], "system:anonymous");
+    assert!(reviews[0].get("uid").is_none(), "{reviews:#?}");
+}
+
 #[test]
 fn remote_headers_without_the_front_proxy_certificate_are_ignored() {
     let c = cluster(&[]);

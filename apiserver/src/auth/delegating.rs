@@ -115,6 +115,7 @@ mod tests {
             allowed_names: vec![],
             username_headers: vec!["X-Remote-User".into()],
             group_headers: vec!["X-Remote-Group".into()],
+            uid_headers: vec!["X-Remote-Uid".into()],
             extra_headers_prefix: vec!["X-Remote-Extra-".into()],
         };
         Arc::new(AuthenticationTrust::new(None, &flags).unwrap())

@@ -51,13 +51,14 @@ impl Authenticator for RequestHeaderAuthenticator {
         }
         let headers = &parts.headers;
         let text = |v: &http::HeaderValue| String::from_utf8_lossy(v.as_bytes()).trim().to_string();
-        let Some(name) = config
-            .username_headers
-            .iter()
-            .flat_map(|h| headers.get_all(h))
-            .map(text)
-            .find(|v| !v.is_empty())
-        else {
+        let first = |names: &[http::HeaderName]| {
+            names
+                .iter()
+                .flat_map(|h| headers.get_all(h))
+                .map(text)
+                .find(|v| !v.is_empty())
+        };
+        let Some(name) = first(&config.username_headers) else {
             return Ok(None);
         };
         let groups = config
@@ -78,7 +79,7 @@ impl Authenticator for RequestHeaderAuthenticator {
         Ok(Some(UserInfo {
             name,
             groups,
-            uid: String::new(),
+            uid: first(&config.uid_headers).unwrap_or_default(),
             extra,
         }))
     }

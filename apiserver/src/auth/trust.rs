@@ -43,6 +43,8 @@ pub struct RequestHeaderConfig {
     pub username_headers: Vec<HeaderName>,
     /// Group headers, every value counts.
     pub group_headers: Vec<HeaderName>,
+    /// Uid headers, first non-empty wins.
+    pub uid_headers: Vec<HeaderName>,
     /// Prefixes of extra-attribute headers, lower-cased.
     pub extra_headers_prefixes: Vec<String>,
 }
@@ -196,6 +198,7 @@ impl AuthenticationTrust {
                     "--requestheader-username-headers",
                 )?,
                 group_headers: header_names(&f.group_headers, "--requestheader-group-headers")?,
+                uid_headers: header_names(&f.uid_headers, "--requestheader-uid-headers")?,
                 extra_headers_prefixes: lower(&f.extra_headers_prefix),
             }),
             (None, Some(pem)) => {
@@ -221,6 +224,10 @@ impl AuthenticationTrust {
                         &list("requestheader-group-headers", &f.group_headers)?,
                         "requestheader-group-headers",
                     )?,
+                    uid_headers: header_names(
+                        &list("requestheader-uid-headers", &f.uid_headers)?,
+                        "requestheader-uid-headers",
+                    )?,
                     extra_headers_prefixes: lower(&list(
                         "requestheader-extra-headers-prefix",
                         &f.extra_headers_prefix,
@@ -243,11 +250,13 @@ impl AuthenticationTrust {
             .unwrap_or_default()
             .into_iter()
             .chain(header_names(&self.flags.group_headers, "").unwrap_or_default())
+            .chain(header_names(&self.flags.uid_headers, "").unwrap_or_default())
             .collect();
         let mut prefixes = lower(&self.flags.extra_headers_prefix);
         if let Some(rh) = &self.current().request_header {
             names.extend(rh.username_headers.iter().cloned());
             names.extend(rh.group_headers.iter().cloned());
+            names.extend(rh.uid_headers.iter().cloned());
             prefixes.extend(rh.extra_headers_prefixes.iter().cloned());
         }
         (names, prefixes)
