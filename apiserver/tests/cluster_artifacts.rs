@@ -8,7 +8,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 
-use test_support::e2e::{apply, jsonpath, oci_repository, push, sha256, testdata, wait_ready};
+use test_support::e2e::{apply, jsonpath, oci_repository, push_podinfo, sha256, wait_ready};
 use test_support::in_cluster::InCluster;
 use test_support::registry::RegistryBuilder;
 use test_support::tools;
@@ -21,11 +21,7 @@ const SERVICE_HOST: &str = "source-apiserver.source-apiserver.svc.cluster.local.
 fn an_artifact_from_the_advertised_plain_http_url_has_the_status_digest() {
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("app/consumer");
-    push(
-        &format!("{url}:v1"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    push_podinfo(&format!("{url}:v1"));
     let port = tools::free_port();
     let c = InCluster::start(
         Path::new(env!("CARGO_BIN_EXE_source-apiserver")),

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use test_support::e2e::{
-    apply, download, files, jsonpath, oci_repository, push, sha256, testdata, untar, wait_ready,
-    write_docker_secret, write_secret,
+    apply, download, files, jsonpath, oci_repository, push, push_podinfo, sha256, testdata, untar,
+    wait_ready, write_docker_secret, write_secret,
 };
 use test_support::kubectl::Kubectl;
 use test_support::pki::TestCa;
@@ -35,7 +35,7 @@ fn wrong_credentials_fail_until_the_secret_file_is_fixed() {
     let secrets = tempfile::tempdir().unwrap();
     write_docker_secret(secrets.path(), "creds", registry.host(), "alice", "wrong");
     let server = server(secrets.path());
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     apply(
         &k,
         &oci_repository(
@@ -141,7 +141,7 @@ fn tls_with_a_ca_from_cert_secret_ref_and_mutual_tls() {
         ],
     );
     let server = server(secrets.path());
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     let object = |name: &str, url: String, secret: Option<&str>| {
         let cert = secret
             .map(|s| format!("  certSecretRef:\n    name: {s}\n"))
@@ -253,7 +253,7 @@ fn cosign_signatures_are_verified_before_pulling() {
         )],
     );
     let server = server(secrets.path());
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     let object = |name: &str, tag: &str, verify: &str| {
         oci_repository(
             "v1",
@@ -335,7 +335,7 @@ fn proxy_secret_ref_sends_registry_traffic_through_the_proxy() {
         ],
     );
     let server = server(secrets.path());
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     // A host that does not resolve: only the proxy can reach it.
     apply(
         &k,
@@ -376,11 +376,7 @@ fn proxy_secret_ref_sends_registry_traffic_through_the_proxy() {
 fn keyless_signatures_are_verified_against_the_trusted_root_and_identity() {
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("keyless/app");
-    let digest = push(
-        &format!("{url}:v1"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    let digest = push_podinfo(&format!("{url}:v1"));
     let sigstore = tempfile::tempdir().unwrap();
     let repository = url
         .trim_start_matches("oci://")
@@ -408,7 +404,7 @@ fn keyless_signatures_are_verified_against_the_trusted_root_and_identity() {
         )],
     );
     let server = server(secrets.path());
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     let object = |name: &str, issuer: &str, subject: &str| {
         oci_repository(
             "v1",
@@ -475,7 +471,7 @@ fn a_tag_moved_to_an_unsigned_artifact_never_replaces_the_verified_one() {
         )],
     );
     let server = server(secrets.path());
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     apply(
         &k,
         &oci_repository(

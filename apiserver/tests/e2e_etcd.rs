@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use test_support::e2e::{
-    apply, download, jsonpath, oci_repository, push, sha256, testdata, wait_ready,
+    apply, download, jsonpath, oci_repository, push_podinfo, sha256, wait_ready,
 };
 use test_support::etcd::EtcdCluster;
 use test_support::kubectl::Kubectl;
@@ -51,13 +51,9 @@ fn the_server_keeps_objects_in_etcd_reconciles_lists_and_watches() {
     let cluster = EtcdCluster::start(3);
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("podinfo/manifests");
-    let digest = push(
-        &format!("{url}:6.5.0"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    let digest = push_podinfo(&format!("{url}:6.5.0"));
     let server = server_on(&cluster, "/e2e");
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     let spec = format!("  interval: 1m\n  url: {url}\n  insecure: true\n  ref:\n    tag: 6.5.0\n");
     apply(&k, &oci_repository("v1", "podinfo", &spec));
 
@@ -131,7 +127,7 @@ fn the_server_keeps_objects_in_etcd_reconciles_lists_and_watches() {
     let uid = jsonpath(&k, "podinfo", "{.metadata.uid}");
     server.stop();
     let second = server_on(&cluster, "/e2e");
-    let k2 = Kubectl::new(None, &second.kubeconfig());
+    let k2 = Kubectl::for_server(&second);
     assert_eq!(jsonpath(&k2, "podinfo", "{.metadata.uid}"), uid);
     assert_eq!(
         jsonpath(&k2, "podinfo", "{.metadata.labels.stage}"),

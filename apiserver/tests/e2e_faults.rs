@@ -12,8 +12,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 
 use test_support::e2e::{
-    apply, describe, eventually, jsonpath, oci_repository, push, sha256, testdata, wait_ready,
-    wait_revision,
+    apply, describe, eventually, jsonpath, oci_repository, push, push_podinfo, sha256, testdata,
+    wait_ready, wait_revision,
 };
 use test_support::kubectl::Kubectl;
 use test_support::registry::RegistryBuilder;
@@ -65,11 +65,7 @@ fn subresource(k: &Kubectl, name: &str) -> Result<Vec<u8>, String> {
 fn a_corrupted_artifact_is_refused_until_the_reconcile_rebuilds_it() {
     let registry = RegistryBuilder::new().start();
     let url = format!("oci://{}/app/corrupt", registry.host());
-    push(
-        &format!("{url}:v1"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    push_podinfo(&format!("{url}:v1"));
     let listen = free_addr();
     let server = ApiServer::start(
         Path::new(env!("CARGO_BIN_EXE_source-apiserver")),
@@ -79,7 +75,7 @@ fn a_corrupted_artifact_is_refused_until_the_reconcile_rebuilds_it() {
             ..ServerOptions::default()
         },
     );
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     // A long interval: only the reconcile this test asks for may rebuild the artifact.
     apply(
         &k,
@@ -159,11 +155,7 @@ fn rebuild(k: &Kubectl, listen: &SocketAddr, request: &str) {
 fn sigterm_with_open_watches_ends_them_cleanly_and_keeps_everything_for_the_restart() {
     let registry = RegistryBuilder::new().start();
     let url = format!("oci://{}/app/sigterm", registry.host());
-    push(
-        &format!("{url}:v1"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    push_podinfo(&format!("{url}:v1"));
     let data = tempfile::tempdir().unwrap();
     let data_dir = data.path().join("data");
     let start = || {
@@ -177,7 +169,7 @@ fn sigterm_with_open_watches_ends_them_cleanly_and_keeps_everything_for_the_rest
         )
     };
     let mut server = start();
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     // A short interval keeps reconciles coming while the signal lands.
     apply(
         &k,
@@ -237,7 +229,7 @@ fn sigterm_with_open_watches_ends_them_cleanly_and_keeps_everything_for_the_rest
 
     // Restart on the same data directory: the object and its artifact are intact.
     let server = start();
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     assert_eq!(jsonpath(&k, "sigterm", "{.status.artifact.digest}"), digest);
     let served = subresource(&k, "sigterm").expect("the artifact is served after the restart");
     assert_eq!(sha256(&served), digest);
@@ -246,11 +238,7 @@ fn sigterm_with_open_watches_ends_them_cleanly_and_keeps_everything_for_the_rest
 /// Pushes the podinfo manifests as `v1`, and as `v2` with one more file; returns the `v2`
 /// layer digest (read from the manifest in the registry's storage).
 fn push_two_revisions(registry: &test_support::registry::Registry, url: &str) -> String {
-    push(
-        &format!("{url}:v1"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    push_podinfo(&format!("{url}:v1"));
     let changed = tempfile::tempdir().unwrap();
     test_support::e2e::copy_tree(&testdata("podinfo-kustomize"), changed.path());
     std::fs::write(changed.path().join("v2.txt"), "revision two\n").unwrap();
@@ -314,7 +302,7 @@ fn a_layer_altered_in_the_registry_is_refused_and_the_previous_artifact_stays_se
             ..ServerOptions::default()
         },
     );
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     point_at(&k, "altered", &url, "v1");
     wait_ready(&k, "altered", "True", Some("Succeeded"));
     let digest = jsonpath(&k, "altered", "{.status.artifact.digest}");
@@ -384,7 +372,7 @@ fn a_disk_fault_while_an_artifact_is_written(fault: DiskFault) {
             ..ServerOptions::default()
         },
     );
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     point_at(&k, "disk", &url, "v1");
     wait_ready(&k, "disk", "True", Some("Succeeded"));
     let digest = jsonpath(&k, "disk", "{.status.artifact.digest}");
@@ -436,7 +424,7 @@ fn a_disk_fault_while_an_artifact_is_written(fault: DiskFault) {
             ..ServerOptions::default()
         },
     );
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     wait_revision(&k, "disk", |r| r.starts_with("v2@sha256:"));
     wait_ready(&k, "disk", "True", Some("Succeeded"));
     assert_eq!(condition(&k, "disk", "StorageOperationFailed"), "");

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use test_support::e2e::{
-    apply, download, files, jsonpath, oci_repository, push, testdata, untar, wait_ready,
+    apply, download, files, jsonpath, oci_repository, push, push_podinfo, testdata, untar,
+    wait_ready,
 };
 use test_support::kubectl::Kubectl;
 use test_support::pki::TestCa;
@@ -56,7 +57,7 @@ fn insecure_skips_certificate_verification_and_dockercfg_secrets_authenticate() 
     let secrets = tempfile::tempdir().unwrap();
     write_dockercfg_secret(secrets.path(), "legacy", registry.host(), "alice", "s3cret");
     let server = server(&["--secrets-dir", secrets.path().to_str().unwrap()]);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     let object = |name: &str, insecure: bool| {
         oci_repository(
             "v1",
@@ -91,13 +92,9 @@ fn insecure_skips_certificate_verification_and_dockercfg_secrets_authenticate() 
 fn insecure_still_reaches_a_plain_http_registry() {
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("plain/app");
-    push(
-        &format!("{url}:v1"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    push_podinfo(&format!("{url}:v1"));
     let server = server(&[]);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     apply(
         &k,
         &oci_repository(
@@ -125,7 +122,7 @@ fn a_failing_object_stays_ready_false_across_retries() {
     let port = test_support::tools::free_port();
     let host = format!("127.0.0.1:{port}");
     let server = server(&[]);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     apply(
         &k,
         &oci_repository(
@@ -218,13 +215,9 @@ fn condition(k: &Kubectl, name: &str, type_: &str, field: &str) -> String {
 fn status_details_as_flux_writes_them() {
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("details/app");
-    push(
-        &format!("{url}:moving"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    push_podinfo(&format!("{url}:moving"));
     let server = server(&[]);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     // Every Reconciling message the object goes through.
     let watch = k.background(&[
         "get",
@@ -364,13 +357,9 @@ fn get_raw(k: &Kubectl, server: &ApiServer, url: &str) -> Result<Vec<u8>, String
 fn artifact_urls_name_their_revision() {
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("urls/app");
-    push(
-        &format!("{url}:moving"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    push_podinfo(&format!("{url}:moving"));
     let server = server(&[]);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     apply(
         &k,
         &oci_repository(
@@ -437,13 +426,9 @@ fn events_are_posted_to_notification_controller_as_flux_does() {
     let receiver = test_support::notification::NotificationReceiver::start(2);
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("events/app");
-    let digest = push(
-        &format!("{url}:v1"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    let digest = push_podinfo(&format!("{url}:v1"));
     let server = server(&["--events-addr", &receiver.url()]);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     apply(
         &k,
         &oci_repository(

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use test_support::e2e::{
     apply, copy_tree, describe, download, eventually, files, jsonpath, oci_repository, push,
-    sha256, testdata, untar, wait_ready, wait_revision,
+    push_podinfo, sha256, testdata, untar, wait_ready, wait_revision,
 };
 use test_support::kubectl::Kubectl;
 use test_support::registry::RegistryBuilder;
@@ -33,13 +33,9 @@ fn spec(url: &str, extra: &str) -> String {
 fn push_apply_wait_and_download_in_both_versions() {
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("podinfo/manifests");
-    let digest = push(
-        &format!("{url}:6.5.0"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    let digest = push_podinfo(&format!("{url}:6.5.0"));
     let server = server(&[]);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
 
     apply(
         &k,
@@ -181,7 +177,7 @@ fn semver_tracks_new_tags_after_the_interval_and_at_once_on_request() {
     let d1 = push_tag("1.0.0");
     push_tag("2.0.0");
     let server = server(&[]);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     apply(
         &k,
         &oci_repository(
@@ -283,13 +279,9 @@ fn semver_tracks_new_tags_after_the_interval_and_at_once_on_request() {
 fn digest_reference_and_ignore_rules() {
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("app/digest");
-    let digest = push(
-        &format!("{url}:v1"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    let digest = push_podinfo(&format!("{url}:v1"));
     let server = server(&[]);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     apply(
         &k,
         &oci_repository(
@@ -382,7 +374,7 @@ fn layer_selector_extracts_or_copies_what_oras_pushed() {
     );
     let url = registry.oci_url("oras/multi");
     let server = server(&[]);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     apply(
         &k,
         &oci_repository(
@@ -515,7 +507,7 @@ fn a_hostile_artifact_is_refused_and_nothing_escapes() {
             ..Default::default()
         },
     );
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     let url = registry.oci_url("evil/app");
     let manifests: String = entries
         .iter()
@@ -568,7 +560,7 @@ fn walk(dir: &std::path::PathBuf) -> Vec<std::path::PathBuf> {
 #[test]
 fn every_example_is_accepted_by_the_api() {
     let server = server(&[]);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap().flatten() {
@@ -611,11 +603,7 @@ fn curl(args: &[&str], url: &str) -> (String, Vec<u8>) {
 fn artifact_headers_and_the_plain_http_listener() {
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("app/http");
-    push(
-        &format!("{url}:v1"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    push_podinfo(&format!("{url}:v1"));
     let port = tools::free_port();
     let addr = format!("127.0.0.1:{port}");
     let server = server(&[
@@ -624,7 +612,7 @@ fn artifact_headers_and_the_plain_http_listener() {
         "--artifact-advertise-address",
         &addr,
     ]);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     apply(
         &k,
         &oci_repository("v1", "web", &spec(&url, "  ref:\n    tag: v1\n")),
@@ -694,13 +682,9 @@ fn artifact_headers_and_the_plain_http_listener() {
 fn artifacts_over_the_size_or_file_limits_are_refused() {
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("app/limits");
-    push(
-        &format!("{url}:v1"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    push_podinfo(&format!("{url}:v1"));
     let server = server(&["--artifact-max-files", "3", "--artifact-max-size", "100000"]);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     apply(
         &k,
         &oci_repository("v1", "files", &spec(&url, "  ref:\n    tag: v1\n")),
@@ -719,7 +703,7 @@ fn artifacts_over_the_size_or_file_limits_are_refused() {
     drop(server);
 
     let server = server_with_size_limit(600);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     apply(
         &k,
         &oci_repository("v1", "size", &spec(&url, "  ref:\n    tag: v1\n")),

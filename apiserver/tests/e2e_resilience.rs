@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use test_support::e2e::{
-    TcpProxy, apply, describe, download, jsonpath, oci_repository, push, sha256, testdata,
-    wait_ready,
+    TcpProxy, apply, describe, download, jsonpath, oci_repository, push, push_podinfo, sha256,
+    testdata, wait_ready,
 };
 use test_support::front::RegistryFront;
 use test_support::kubectl::Kubectl;
@@ -32,13 +32,9 @@ fn registry_down_keeps_serving_the_old_artifact_and_recovers() {
     let target: SocketAddr = registry.host().parse().unwrap();
     let mut proxy = TcpProxy::start(target);
     let url = format!("oci://{}/app/down", proxy.host());
-    push(
-        &format!("{url}:v1"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    push_podinfo(&format!("{url}:v1"));
     let server = server(None);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     apply(
         &k,
         &oci_repository(
@@ -122,7 +118,7 @@ fn kill_9_in_the_middle_of_reconciles_then_restart() {
     let url = format!("oci://{}/app/crash", front.host());
     let mut first = server(None);
     let data_dir = first.data_dir();
-    let k = Kubectl::new(None, &first.kubeconfig());
+    let k = Kubectl::for_server(&first);
     let names: Vec<String> = (0..30).map(|i| format!("crash-{i}")).collect();
     let manifest = |range: std::ops::Range<usize>| -> String {
         names[range]
@@ -188,7 +184,7 @@ fn kill_9_in_the_middle_of_reconciles_then_restart() {
 
     front.release();
     let second = server(Some(data_dir.clone()));
-    let k = Kubectl::new(None, &second.kubeconfig());
+    let k = Kubectl::for_server(&second);
     for n in &names {
         wait_ready(&k, n, "True", Some("Succeeded"));
         let bytes = download(&k, "v1", n);

@@ -498,7 +498,7 @@ fn kubectl_1_33_drives_the_server() {
 #[test]
 fn an_invalid_object_is_refused_naming_every_bad_field() {
     let server = server();
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     let bad = "apiVersion: source.toolkit.fluxcd.io/v1\nkind: OCIRepository\nmetadata:\n  name: bad\n  namespace: default\nspec:\n  interval: five minutes\n  timeout: 1h\n  url: https://not-oci.example.com/x\n  ref:\n    digest: sha256:1234\n  provider: nope\n";
     let path = manifest(server.scratch(), "bad.yaml", bad);
     let refused = k.run(&["apply", "-f", &path]);
@@ -599,7 +599,7 @@ fn requests_without_credentials_get_401_and_others_403() {
 #[test]
 fn sigterm_drains_and_the_data_survives_a_restart() {
     let mut first = server();
-    let k = Kubectl::new(None, &first.kubeconfig());
+    let k = Kubectl::for_server(&first);
     let path = manifest(
         first.scratch(),
         "p.yaml",
@@ -618,7 +618,7 @@ fn sigterm_drains_and_the_data_survives_a_restart() {
             ..Default::default()
         },
     );
-    let k = Kubectl::new(None, &second.kubeconfig());
+    let k = Kubectl::for_server(&second);
     assert_eq!(
         k.run(&[
             "get",

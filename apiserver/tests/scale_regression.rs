@@ -156,7 +156,7 @@ fn objects_over_few_artifacts_share_builds_and_steady_state_is_one_head_per_inte
         Path::new(env!("CARGO_BIN_EXE_source-apiserver")),
         ServerOptions::default(),
     );
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     k.run_with(&["create", "-f", "-"], Some(&manifests(&registry)), &[])
         .ok();
     eventually(

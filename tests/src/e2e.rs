@@ -118,6 +118,17 @@ pub fn push(url: &str, path: &Path, extra: &[&str]) -> String {
         .to_owned()
 }
 
+/// Pushes `../shared/testdata/podinfo-kustomize` to `url` (`oci://host/repo:tag`) over plain
+/// HTTP, as [`push`] does; returns the manifest digest.
+#[track_caller]
+pub fn push_podinfo(url: &str) -> String {
+    push(
+        url,
+        &testdata("podinfo-kustomize"),
+        &["--insecure-registry"],
+    )
+}
+
 /// `../shared/testdata/<name>` beside the repository.
 pub fn testdata(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

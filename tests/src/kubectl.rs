@@ -52,6 +52,14 @@ impl Run {
 }
 
 impl Kubectl {
+    /// The default `kubectl` for `server` (its kubeconfig).
+    ///
+    /// # Panics
+    /// As [`Kubectl::new`].
+    pub fn for_server(server: &crate::server::ApiServer) -> Self {
+        Self::new(None, &server.kubeconfig())
+    }
+
     /// The default `kubectl`, or `kubectl.<version>` (e.g. `"1.27"`) found beside it.
     ///
     /// # Panics
