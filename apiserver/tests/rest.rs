@@ -249,6 +249,41 @@ async fn deletecollection_honours_the_label_selector() {
     assert_eq!(names, [json!("b")]);
 }
 
+/// Each item of a deletecollection is deleted with the request's `DeleteOptions`, as kube's
+/// `DeleteCollection` does: `propagationPolicy: Orphan` holds every item with the `orphan`
+/// finalizer, and a later `Background` lets them go.
+#[tokio::test]
+async fn deletecollection_applies_the_propagation_policy_to_each_item() {
+    let h = InProcess::start().await;
+    h.create(repo("a")).await;
+    h.create(repo("b")).await;
+    let delete_all = |policy: &str| {
+        let body = serde_json::to_vec(&json!({"kind": "DeleteOptions",
+            "apiVersion": "v1", "propagationPolicy": policy}))
+        .unwrap();
+        h.send(
+            Method::DELETE,
+            BASE,
+            &[("content-type", "application/json")],
+            Some(body),
+        )
+    };
+    let held = delete_all("Orphan").await;
+    assert_eq!(held.status, StatusCode::OK);
+    let held = held.json();
+    for item in held["items"].as_array().unwrap() {
+        assert_eq!(item["metadata"]["finalizers"], json!(["orphan"]), "{item}");
+        assert!(item["metadata"]["deletionTimestamp"].is_string(), "{item}");
+    }
+    let left = h.get(BASE, "application/json").await.json();
+    assert_eq!(left["items"].as_array().unwrap().len(), 2, "both are held");
+    let gone = delete_all("Background").await;
+    assert_eq!(gone.status, StatusCode::OK);
+    assert_eq!(gone.json()["items"].as_array().unwrap().len(), 2);
+    let left = h.get(BASE, "application/json").await.json();
+    assert_eq!(left["items"], json!([]));
+}
+
 #[tokio::test]
 async fn field_validation_strict_refuses_and_warn_warns() {
     let h = InProcess::start().await;

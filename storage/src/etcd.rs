@@ -42,6 +42,7 @@ use serde_json::Value;
 use self::keys::Keys;
 use crate::error::{Error, Result};
 use crate::key::{ObjectKey, ResourceKey, Revision};
+use crate::object::collection_delete_options;
 use crate::store::{
     BoxFuture, DeleteOptions, DeleteOutcome, ListOptions, ListPage, ObjectStore, UpdatePart,
     WatchOptions, WatchStream, WriteOptions,
@@ -306,11 +307,12 @@ impl ObjectStore for EtcdStore {
         resource: &'a ResourceKey,
         namespace: Option<&'a str>,
         list: &'a ListOptions,
-        opts: WriteOptions,
+        opts: DeleteOptions,
     ) -> BoxFuture<'a, Result<Vec<Value>>> {
         Box::pin(async move {
             self.check_open()?;
-            write::delete_collection(self, resource, namespace, list, opts.dry_run).await
+            let opts = collection_delete_options(opts);
+            write::delete_collection(self, resource, namespace, list, &opts).await
         })
     }
 

@@ -369,6 +369,16 @@ pub(crate) fn check_delete_preconditions(
     Ok(())
 }
 
+/// The options a delete collection applies to each object: the request's without its
+/// preconditions (see [`crate::ObjectStore::delete_collection`]).
+pub(crate) fn collection_delete_options(opts: DeleteOptions) -> DeleteOptions {
+    DeleteOptions {
+        precondition_uid: None,
+        precondition_resource_version: None,
+        ..opts
+    }
+}
+
 /// What a delete does to a stored object.
 #[derive(Debug, PartialEq)]
 pub(crate) enum DeletePlan {
@@ -445,7 +455,7 @@ fn set_gc_finalizers(object: &mut Value, opts: &DeleteOptions) -> bool {
 
 /// The object marked as being deleted (`deletionTimestamp` now, grace period 0), or `None`
 /// when it already is.
-pub(crate) fn mark_deleting(stored: &Value) -> Option<Value> {
+fn mark_deleting(stored: &Value) -> Option<Value> {
     if is_deleting(stored) {
         return None;
     }

@@ -26,6 +26,7 @@ use self::writer::{Command, WriteOp, WriteReply, Writer};
 use crate::error::{Error, Result};
 use crate::key::{ObjectKey, ResourceKey, Revision};
 use crate::list::ListQuery;
+use crate::object::collection_delete_options;
 use crate::selector::Filter;
 use crate::store::{
     BoxFuture, DeleteOptions, DeleteOutcome, ListOptions, ListPage, ObjectStore, UpdatePart,
@@ -450,19 +451,21 @@ impl ObjectStore for SqliteStore {
         resource: &'a ResourceKey,
         namespace: Option<&'a str>,
         list: &'a ListOptions,
-        opts: WriteOptions,
+        opts: DeleteOptions,
     ) -> BoxFuture<'a, Result<Vec<Value>>> {
         Box::pin(async move {
             let filter = Filter::parse(
                 list.label_selector.as_deref(),
                 list.field_selector.as_deref(),
             )?;
+            let dry_run = opts.dry_run;
             let op = WriteOp::DeleteCollection {
                 resource: resource.clone(),
                 namespace: namespace.map(str::to_owned),
                 filter,
+                opts: collection_delete_options(opts),
             };
-            match self.write(op, opts.dry_run).await? {
+            match self.write(op, dry_run).await? {
                 WriteReply::Objects(v) => Ok(v),
                 other => Ok(vec![object_reply(other)]),
             }

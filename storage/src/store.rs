@@ -265,9 +265,13 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
     ) -> BoxFuture<'a, Result<DeleteOutcome>>;
 
     /// Deletes every object of `resource` (in `namespace`, or all namespaces for `None`) that
-    /// matches the selectors of `list` (its `limit`/`continue` are ignored), with finalizers
-    /// respected as in [`ObjectStore::delete`]. Returns the affected objects (deleted or
-    /// marked as deleting) in (namespace, name) order; all of it is one atomic write.
+    /// matches the selectors of `list` (its `limit`/`continue` are ignored), each as
+    /// [`ObjectStore::delete`] with `opts` (finalizers respected, `propagationPolicy` /
+    /// `orphanDependents` setting the garbage collector's finalizers, as kube's
+    /// `DeleteCollection` deletes each item with the request's options); the preconditions of
+    /// `opts` are ignored. Returns the affected objects (deleted or marked as deleting) in
+    /// (namespace, name) order. SQLite writes it atomically; etcd in transactions of up to 128
+    /// objects, retrying on a concurrent change.
     ///
     /// # Errors
     /// Selector errors as for [`ObjectStore::list`].
@@ -276,7 +280,7 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug + 'static {
         resource: &'a ResourceKey,
         namespace: Option<&'a str>,
         list: &'a ListOptions,
-        opts: WriteOptions,
+        opts: DeleteOptions,
     ) -> BoxFuture<'a, Result<Vec<Value>>>;
 
     /// Lists objects of `resource` in `namespace` (`None` = all namespaces), sorted by

@@ -520,7 +520,7 @@ async fn delete_collection_respects_selectors_and_finalizers(b: Backend) {
     };
     let affected = t
         .store
-        .delete_collection(&repos(), None, &opts, W)
+        .delete_collection(&repos(), None, &opts, DeleteOptions::default())
         .await
         .unwrap();
     let names: Vec<_> = affected
@@ -547,7 +547,10 @@ async fn delete_collection_respects_selectors_and_finalizers(b: Backend) {
             &repos(),
             Some("a"),
             &ListOptions::default(),
-            WriteOptions { dry_run: true },
+            DeleteOptions {
+                dry_run: true,
+                ..Default::default()
+            },
         )
         .await
         .unwrap();
@@ -559,10 +562,47 @@ async fn delete_collection_respects_selectors_and_finalizers(b: Backend) {
     };
     let err = t
         .store
-        .delete_collection(&repos(), None, &bad, W)
+        .delete_collection(&repos(), None, &bad, DeleteOptions::default())
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidFieldSelector { .. }));
+    // a propagation policy applies to each object, as kube's DeleteCollection deletes each
+    // with the request's options; preconditions are not applied to the items
+    let orphan = DeleteOptions {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        precondition_uid: Some("not-any-items-uid".into()),
+        ..Default::default()
+    };
+    let held = t
+        .store
+        .delete_collection(&repos(), Some("a"), &ListOptions::default(), orphan)
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0]["metadata"]["finalizers"], json!(["orphan"]));
+    assert!(held[0]["metadata"]["deletionTimestamp"].is_string());
+    let background = DeleteOptions {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..Default::default()
+    };
+    let gone = t
+        .store
+        .delete_collection(&repos(), Some("a"), &ListOptions::default(), background)
+        .await
+        .unwrap();
+    assert_eq!(gone.len(), 1);
+    assert!(
+        gone[0]["metadata"].get("finalizers").is_none(),
+        "{}",
+        gone[0]
+    );
+    assert!(
+        t.store
+            .get(&key("a", "y"))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
 }
 
 async fn dry_run_writes_change_nothing(b: Backend) {

@@ -147,8 +147,9 @@ pub(crate) async fn delete(call: Call, request: Request<Body>) -> Result<Respons
     call.renderer.object(object, StatusCode::OK)
 }
 
-/// `DELETE <collection>`: deletes every object matching the selectors; answers with the list of
-/// affected objects.
+/// `DELETE <collection>`: deletes every object matching the selectors, each with the request's
+/// `DeleteOptions` (`propagationPolicy`, `orphanDependents`, `dryRun`; preconditions are not
+/// applied to the items); answers with the list of affected objects.
 pub(crate) async fn delete_collection(
     call: Call,
     request: Request<Body>,
@@ -164,9 +165,7 @@ pub(crate) async fn delete_collection(
             &call.resource_key(),
             call.info.namespace.as_deref(),
             &call.options.list_options(),
-            storage::WriteOptions {
-                dry_run: options.dry_run,
-            },
+            options,
         )
         .await
         .map_err(|e| call.storage_error(e))?;

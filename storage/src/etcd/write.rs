@@ -15,8 +15,8 @@ use super::read::{etcd, get, header_revision, range_all};
 use crate::error::{Error, Result};
 use crate::key::{ObjectKey, ResourceKey};
 use crate::object::{
-    DeletePlan, UpdatePlan, check_delete_preconditions, has_finalizers, mark_deleting, plan_delete,
-    plan_update, prepare_create, set_resource_version,
+    DeletePlan, UpdatePlan, check_delete_preconditions, plan_delete, plan_update, prepare_create,
+    set_resource_version,
 };
 use crate::selector::Filter;
 use crate::store::{DeleteOptions, DeleteOutcome, ListOptions, UpdatePart};
@@ -175,7 +175,7 @@ pub(super) async fn delete_collection(
     resource: &ResourceKey,
     namespace: Option<&str>,
     list: &ListOptions,
-    dry_run: bool,
+    opts: &DeleteOptions,
 ) -> Result<Vec<Value>> {
     let filter = Filter::parse(
         list.label_selector.as_deref(),
@@ -192,28 +192,22 @@ pub(super) async fn delete_collection(
             }
             let key = String::from_utf8_lossy(kv.key()).into_owned();
             let read = kv.mod_revision();
-            affected.push(match (has_finalizers(&stored), mark_deleting(&stored)) {
-                (true, None) => Affected {
-                    key,
-                    read,
-                    object: stored,
-                    put: None,
-                },
-                (true, Some(next)) => Affected {
-                    key,
-                    read,
-                    object: next,
-                    put: Some(true),
-                },
-                (false, _) => Affected {
-                    key,
-                    read,
-                    object: stored,
-                    put: Some(false),
-                },
+            // A removal that also drops a garbage-collection finalizer is one delete here
+            // (a collection's transaction cannot put and delete one key): the reply shows the
+            // object without it, the DELETED event the state stored before.
+            let (object, put) = match plan_delete(&stored, opts) {
+                DeletePlan::Unchanged => (stored, None),
+                DeletePlan::Finalize(next) => (next, Some(true)),
+                DeletePlan::Remove(next) => (next.unwrap_or(stored), Some(false)),
+            };
+            affected.push(Affected {
+                key,
+                read,
+                object,
+                put,
             });
         }
-        if dry_run {
+        if opts.dry_run {
             return Ok(affected.into_iter().map(|a| a.object).collect());
         }
         for chunk in affected.chunks_mut(MAX_TXN_OPS) {

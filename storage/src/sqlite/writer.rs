@@ -49,6 +49,7 @@ pub(super) enum WriteOp {
         resource: ResourceKey,
         namespace: Option<String>,
         filter: Filter,
+        opts: DeleteOptions,
     },
 }
 
@@ -309,6 +310,7 @@ impl Ctx<'_> {
         resource: &ResourceKey,
         namespace: Option<&str>,
         filter: &Filter,
+        opts: &DeleteOptions,
     ) -> Result<Vec<Value>> {
         let rows: Vec<(String, String, String)> = {
             let mut stmt = self
@@ -339,10 +341,7 @@ impl Ctx<'_> {
             if !filter.matches_labels(&stored) {
                 continue;
             }
-            out.push(
-                self.delete_stored(&key, stored, &DeleteOptions::default())?
-                    .into_object(),
-            );
+            out.push(self.delete_stored(&key, stored, opts)?.into_object());
         }
         Ok(out)
     }
@@ -429,8 +428,9 @@ impl Writer {
                         resource,
                         namespace,
                         filter,
+                        opts,
                     } => ctx
-                        .delete_collection(resource, namespace.as_deref(), filter)
+                        .delete_collection(resource, namespace.as_deref(), filter, opts)
                         .map(WriteReply::Objects),
                 };
                 let op_changes = std::mem::take(&mut ctx.changes);

@@ -180,7 +180,12 @@ async fn an_expired_watch_is_relisted_and_misses_no_change() {
     };
     let deleting = h
         .store
-        .delete_collection(&resource, Some("default"), &list, WriteOptions::default())
+        .delete_collection(
+            &resource,
+            Some("default"),
+            &list,
+            storage::DeleteOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(
