@@ -34,11 +34,11 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
-pip_packages=(oras openapi-spec-validator schemathesis cryptography pynacl kubernetes-validate sigstore)
+pip_packages=(oras openapi-spec-validator schemathesis cryptography pynacl kubernetes-validate sigstore tuf)
 if [ ! -x "$SOURCE_APISERVER_VENV/bin/python" ]; then
   python3 -m venv "$SOURCE_APISERVER_VENV"
 fi
-if ! "$SOURCE_APISERVER_VENV/bin/python" -c 'import oras, openapi_spec_validator, schemathesis, cryptography, nacl, kubernetes_validate, sigstore' 2>/dev/null; then
+if ! "$SOURCE_APISERVER_VENV/bin/python" -c 'import oras, openapi_spec_validator, schemathesis, cryptography, nacl, kubernetes_validate, sigstore, tuf' 2>/dev/null; then
   echo "► installing Python packages: ${pip_packages[*]}" >&2
   "$SOURCE_APISERVER_VENV/bin/pip" install -q --disable-pip-version-check "${pip_packages[@]}"
 fi

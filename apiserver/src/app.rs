@@ -79,6 +79,17 @@ pub enum Error {
     /// The `--events-addr` HTTP client could not be built.
     #[error("starting the --events-addr client")]
     EventsClient(#[source] reqwest::Error),
+    /// `--sigstore-tuf-root` could not be read.
+    #[error("reading --sigstore-tuf-root {path}")]
+    ReadSigstoreTufRoot {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `--sigstore-tuf-mirror` cannot be used as a TUF repository URL.
+    #[error("--sigstore-tuf-mirror")]
+    SigstoreTufMirror(#[source] registry::cosign::tuf::RefreshError),
     /// Binding the listen address failed.
     #[error("binding {addr}")]
     Bind {
@@ -187,6 +198,7 @@ impl App {
                 ArtifactUrls::Subresource(format!("https://{addr}"))
             }
         };
+        let sigstore_root = sigstore_root(&config).map_err(|e| *e)?;
         let reconciler_config = ReconcilerConfig {
             limits: config.artifact_limits,
             retention_ttl: config.artifact_retention_ttl,
@@ -194,6 +206,7 @@ impl App {
             urls,
             scratch_dir: config.data_dir.join("tmp"),
             interval_jitter: 0.05,
+            sigstore_root: sigstore_root.clone(),
         };
         let events: Arc<dyn EventRecorder> = match &config.events_addr {
             Some(addr) => Arc::new(
@@ -211,6 +224,11 @@ impl App {
             None => events,
         };
         let tracker = TaskTracker::new();
+        // The Sigstore trusted root: cache, then refresh over TUF, in the background.
+        tracker.spawn(sigstore_root.run(
+            registry::cosign::tuf::REFRESH_INTERVAL,
+            shutdown.child_token(),
+        ));
         // In-cluster: Secrets and ServiceAccounts from list+watch caches of the cluster.
         let secrets = Arc::new(match &delegation {
             Some(delegation) => {
@@ -551,4 +569,25 @@ impl StoreBackend {
             Self::Etcd(store) => store.close().await,
         }
     }
+}
+
+/// The Sigstore trusted root for keyless verification without `trustedRootSecretRef`: the
+/// embedded public-good root, refreshed over TUF from `--sigstore-tuf-mirror` (trust starting
+/// from `--sigstore-tuf-root`, cached under `<data-dir>/tuf`) unless the mirror is empty.
+fn sigstore_root(config: &Config) -> Result<registry::cosign::TrustedRootProvider, Box<Error>> {
+    use registry::cosign::{TrustedRootProvider, TufConfig};
+    let Some(tuf) = &config.sigstore_tuf else {
+        return Ok(TrustedRootProvider::embedded());
+    };
+    let mut settings = TufConfig::new(tuf.mirror.clone(), config.data_dir.join("tuf"));
+    if let Some(path) = &tuf.root {
+        let root = std::fs::read(path).map_err(|source| {
+            Box::new(Error::ReadSigstoreTufRoot {
+                path: path.clone(),
+                source,
+            })
+        })?;
+        settings = settings.with_initial_root(root);
+    }
+    TrustedRootProvider::new(settings).map_err(|e| Box::new(Error::SigstoreTufMirror(e)))
 }

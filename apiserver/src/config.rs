@@ -134,6 +134,9 @@ pub struct ServeFlags {
     /// Leader election between replicas on one etcd prefix (`--leader-elect*`).
     #[command(flatten)]
     pub leader_election: LeaderElectionFlags,
+    /// The Sigstore trusted root refreshed over TUF (`--sigstore-tuf-*`).
+    #[command(flatten)]
+    pub sigstore_tuf: SigstoreTufFlags,
 }
 
 /// Validated configuration. Plain data: no sockets, no handles.
@@ -187,6 +190,9 @@ pub struct Config {
     /// Leader election (on etcd with `--leader-elect`, the default); `None` runs the
     /// controllers at once: SQLite (one replica, always the leader) or `--leader-elect=false`.
     pub leader_election: Option<crate::leader::ElectionConfig>,
+    /// Where keyless verification without `trustedRootSecretRef` refreshes the Sigstore trusted
+    /// root from; `None` (`--sigstore-tuf-mirror ''`) keeps the embedded public-good root.
+    pub sigstore_tuf: Option<SigstoreTufConfig>,
 }
 
 /// A flag combination that cannot work.
@@ -279,6 +285,7 @@ impl ServeFlags {
         let secrets_dir = self
             .secrets_dir
             .unwrap_or_else(|| self.data_dir.join("secrets"));
+        let sigstore_tuf = self.sigstore_tuf.into_config()?;
         Ok(Config {
             serving_cert: self.tls_cert_file.zip(self.tls_private_key_file),
             data_dir: self.data_dir,
@@ -306,7 +313,72 @@ impl ServeFlags {
             events_addr,
             etcd,
             leader_election,
+            sigstore_tuf,
         })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Sigstore trusted root refreshed over TUF (`registry::cosign::tuf`, docs/signing.md).
+// ---------------------------------------------------------------------------------------------
+
+/// Flags of the TUF refresh of the Sigstore trusted root used by keyless verification without
+/// `trustedRootSecretRef` (and by keyless HelmCharts).
+#[derive(Clone, Debug, clap::Args)]
+pub struct SigstoreTufFlags {
+    /// TUF repository the Sigstore trusted root (`trusted_root.json` target) is refreshed from,
+    /// at start-up in the background and then every 24 h (cached under `<data-dir>/tuf`).
+    /// Empty: no refresh, the root embedded in this build is used.
+    #[arg(long, default_value = registry::cosign::tuf::PUBLIC_GOOD_TUF_MIRROR, value_name = "URL")]
+    pub sigstore_tuf_mirror: String,
+    /// Initial TUF root metadata (`root.json`) the chain of trust starts from, for a private
+    /// Sigstore deployment. Default: the public-good root embedded in this build.
+    #[arg(long, value_name = "FILE")]
+    pub sigstore_tuf_root: Option<PathBuf>,
+}
+
+/// Validated TUF refresh settings.
+#[derive(Clone, Debug)]
+pub struct SigstoreTufConfig {
+    /// The TUF repository (`http(s)://`).
+    pub mirror: url::Url,
+    /// `--sigstore-tuf-root`; `None` starts from the embedded public-good `root.json`.
+    pub root: Option<PathBuf>,
+}
+
+impl SigstoreTufFlags {
+    /// Validates the flags: `None` when the mirror is empty (refresh off).
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] for a mirror that is not an `http(s)://` URL, or a root with an
+    /// empty mirror; [`Error::MissingFile`] for a root file that does not exist.
+    pub fn into_config(self) -> Result<Option<SigstoreTufConfig>, Error> {
+        if self.sigstore_tuf_mirror.is_empty() {
+            return match self.sigstore_tuf_root {
+                Some(_) => Err(Error::InvalidValue {
+                    flag: "--sigstore-tuf-root",
+                    message: "needs a --sigstore-tuf-mirror".into(),
+                }),
+                None => Ok(None),
+            };
+        }
+        let mirror = url::Url::parse(&self.sigstore_tuf_mirror)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| Error::InvalidValue {
+                flag: "--sigstore-tuf-mirror",
+                message: format!("{:?} is not an http(s) URL", self.sigstore_tuf_mirror),
+            })?;
+        if let Some(path) = self.sigstore_tuf_root.as_ref().filter(|p| !p.exists()) {
+            return Err(Error::MissingFile {
+                flag: "--sigstore-tuf-root",
+                path: path.clone(),
+            });
+        }
+        Ok(Some(SigstoreTufConfig {
+            mirror,
+            root: self.sigstore_tuf_root,
+        }))
     }
 }
 

@@ -391,12 +391,13 @@ pub(crate) struct VerifyArgs {
     #[arg(
         long,
         value_name = "FILE",
-        required_unless_present = "trusted_root",
-        conflicts_with = "trusted_root"
+        required_unless_present_any = ["trusted_root", "certificate_identity_regexp"],
+        conflicts_with_all = ["trusted_root", "certificate_identity_regexp"]
     )]
     pub(crate) key: Vec<PathBuf>,
     /// Keyless: Sigstore trusted root (`trusted_root.json`) the signing certificate and the
-    /// transparency log entry are checked against (offline). Needs both regexp flags.
+    /// transparency log entry are checked against (offline). Needs both regexp flags. Without
+    /// it, keyless verification uses the Sigstore public-good root, refreshed over TUF.
     #[arg(
         long,
         value_name = "FILE",
@@ -404,12 +405,25 @@ pub(crate) struct VerifyArgs {
     )]
     pub(crate) trusted_root: Option<PathBuf>,
     /// Keyless: regular expression the certificate's OIDC issuer must match (unanchored).
-    #[arg(long, value_name = "REGEX", requires = "trusted_root")]
+    #[arg(long, value_name = "REGEX", requires = "certificate_identity_regexp")]
     pub(crate) certificate_oidc_issuer_regexp: Option<String>,
     /// Keyless: regular expression the certificate's subject (email or URI) must match
     /// (unanchored).
-    #[arg(long, value_name = "REGEX", requires = "trusted_root")]
+    #[arg(
+        long,
+        value_name = "REGEX",
+        requires = "certificate_oidc_issuer_regexp"
+    )]
     pub(crate) certificate_identity_regexp: Option<String>,
+    /// Keyless without --trusted-root: TUF repository the Sigstore trusted root is refreshed
+    /// from, at most once per 24 h, cached in `$XDG_CACHE_HOME/sourcectl/tuf`. Empty: no
+    /// refresh, the root embedded in this build is used.
+    #[arg(long, value_name = "URL", default_value = registry::cosign::tuf::PUBLIC_GOOD_TUF_MIRROR)]
+    pub(crate) sigstore_tuf_mirror: String,
+    /// Keyless without --trusted-root: initial TUF root metadata (`root.json`) for a private
+    /// Sigstore deployment. Default: the public-good root embedded in this build.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) sigstore_tuf_root: Option<PathBuf>,
 }
 
 /// Parses Go-style durations: a sequence of `<number><unit>` with units `ms`, `s`, `m`, `h`

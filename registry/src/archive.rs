@@ -344,7 +344,7 @@ fn append_entry<W: Write>(
 ) -> Result<(), Error> {
     let mut header = header_for(entry);
     let name = entry.name.as_bytes();
-    if header.set_path(&entry.name).is_err() || header.path_bytes().as_ref() != name {
+    if header.set_path(&entry.name).is_err() || *header.path_bytes() != *name {
         // Too long for USTAR name/prefix: a PAX extended header carries the full path.
         let mut pax = header_for(entry);
         let record = pax_record("path", name);

@@ -21,9 +21,10 @@
 //!   regexes, taking the signing time from a transparency-log entry's signed entry timestamp and
 //!   checking its inclusion proof and signed checkpoint when the bundle has them;
 //!   [`verify_blob_bundle`] does the same for a Sigstore bundle over a blob (proof required).
-//!   [`TrustedRoot::public_good`] is the embedded Sigstore public-good root.
+//!   [`TrustedRoot::public_good`] is the embedded Sigstore public-good root;
+//!   [`tuf::TrustedRootProvider`] keeps the freshest verified root, refreshed over TUF.
 //!
-//! Not here: refreshing the public-good root over TUF, Rekor v2 entries (no SET), RFC 3161
+//! Not here: Rekor v2 entries (no SET), RFC 3161
 //! timestamps, Rekor uploads, writing bundles, attestations, Notation.
 //!
 //! ```no_run
@@ -45,6 +46,7 @@ mod keyless;
 mod keys;
 mod payload;
 mod sign;
+pub mod tuf;
 mod verify;
 
 pub use keyless::{
@@ -57,6 +59,7 @@ pub use keys::{
 };
 pub use payload::{COSIGN_SIGN_PREDICATE, IN_TOTO_PAYLOAD_TYPE, SIMPLE_SIGNING_TYPE};
 pub use sign::{SignError, Signed, sign};
+pub use tuf::{TrustedRootProvider, TufConfig};
 pub use verify::{SignatureSource, Verified, VerifyError, verify};
 
 use crate::digest::Digest;

@@ -10,6 +10,7 @@ pub mod front;
 pub mod https;
 #[cfg(feature = "in-process")]
 pub mod in_cluster;
+#[cfg(feature = "in-process")]
 pub mod in_process;
 pub mod kube_fake;
 pub mod kubectl;
@@ -20,3 +21,4 @@ pub mod server;
 pub mod sigstore;
 pub mod tmpfs;
 pub mod tools;
+pub mod tuf;

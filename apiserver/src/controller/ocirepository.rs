@@ -97,6 +97,10 @@ pub struct ReconcilerConfig {
     pub scratch_dir: PathBuf,
     /// Interval jitter fraction (Flux `--interval-jitter-percentage` 5 → 0.05).
     pub interval_jitter: f64,
+    /// The Sigstore trusted root for keyless verification without `trustedRootSecretRef` (and
+    /// keyless HelmCharts): the embedded public-good root, refreshed over TUF
+    /// (`--sigstore-tuf-mirror`).
+    pub sigstore_root: registry::cosign::TrustedRootProvider,
 }
 
 /// The OCIRepository reconciler. Shared by the workers behind an `Arc`.

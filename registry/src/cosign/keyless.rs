@@ -217,9 +217,9 @@ impl TrustedRoot {
     /// sigstore-python 4.5.1 wheel (PyPI), SHA-256
     /// `6494e21ea73fa7ee769f85f57d5a3e6a08725eae1e38c755fc3517c9e6bc0b66`, taken on
     /// 2026-11-26; its newest key is the Rekor v2 log `log2025-1`, valid from 2025-09-23. Update
-    /// it as `docs/signing.md` ("Updating the embedded public-good root") says. It is not
-    /// refreshed over TUF at run time: a signature by a key added to the public-good root after
-    /// that date needs a newer build or `trustedRootSecretRef`.
+    /// it as `docs/signing.md` ("Updating the embedded public-good root") says. At run time
+    /// [`TrustedRootProvider`](super::tuf::TrustedRootProvider) replaces it with the root a
+    /// TUF refresh verified, when a mirror is reachable.
     ///
     /// # Panics
     /// Never: the embedded file is parsed by a unit test.

@@ -211,7 +211,7 @@ impl HelmChartReconciler {
             // root is the one (as Flux's HelmChart, which uses the public-good instance).
             let matches = verify.match_oidc_identity.clone().unwrap_or_default();
             let identities = access::keyless_identities(&matches).map_err(StepFailure::verify)?;
-            let root = registry::cosign::TrustedRoot::public_good();
+            let root = self.config.base.sigstore_root.current();
             return registry::cosign::verify_keyless(
                 client,
                 &source.repository,

@@ -259,7 +259,7 @@ impl OCIRepositoryReconciler {
                 identities,
             } => {
                 let root = match trusted_root_secret {
-                    None => registry::cosign::TrustedRoot::public_good(),
+                    None => (*self.config.sigstore_root.current()).clone(),
                     Some(root_secret) => {
                         blocking(move || credentials::trusted_root(&secrets, &ns, &root_secret))
                             .await

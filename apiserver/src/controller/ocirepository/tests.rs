@@ -52,6 +52,7 @@ async fn fixture() -> Fixture {
             urls: ArtifactUrls::Subresource("https://127.0.0.1:1".into()),
             scratch_dir: dir.path().join("tmp"),
             interval_jitter: 0.0,
+            sigstore_root: registry::cosign::TrustedRootProvider::embedded(),
         },
     );
     Fixture {
