@@ -154,6 +154,27 @@ impl ApiServer {
         None
     }
 
+    /// Sends signal `name` (`STOP`, `CONT`, …) to the running process (fault tests).
+    pub fn send_signal(&self, name: &str) {
+        if let Some(child) = &self.child {
+            signal(child, name);
+        }
+    }
+
+    /// Waits up to `patience` for the process to exit on its own; its exit status, `None` when
+    /// it still runs (it is left running) or was already stopped.
+    pub fn wait_exit(&mut self, patience: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + patience;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.as_mut()?.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// SIGKILLs the process (crash tests).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -16,17 +16,26 @@
 //!   `Retry-After` ([`RETRY_AFTER_SECONDS`]).
 //! * After a fetch, the object's older files are collected by the retention flags, as the
 //!   leader's reconcile does.
+//! * Fetches are single-flight per (`status.artifact.path`, `status.artifact.digest`): requests
+//!   for an artifact that is already being fetched await that fetch and share its outcome, so
+//!   N concurrent downloads of a missing artifact make one request to the leader. Only the
+//!   running fetch is shared: once it ends (or every request awaiting it is dropped) the next
+//!   request starts afresh, so a failure is never cached (as Go's `singleflight.Group.Do`).
 //!
 //! Rebuilding from the registry by digest was the alternative; it needs every replica to hold
 //! the registry credentials, verify signatures and reproduce the reconcile's archive byte for
 //! byte, where a copy from the leader needs one HTTP GET.
 
+use std::collections::HashMap;
 use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt as _;
 use futures::StreamExt as _;
+use futures::future::{BoxFuture, Shared, WeakShared};
+use parking_lot::Mutex;
 use storage::{ArtifactStore, ObjectStore, ResourceKey};
 
 use crate::leader::LeaderElector;
@@ -92,12 +101,42 @@ pub enum Error {
 /// Fetches artifacts from the leader for this replica ([`Peers::fetch`]).
 #[derive(Debug)]
 pub struct Peers {
+    leader: LeaderClient,
+    store: Arc<dyn ObjectStore>,
+    flights: Arc<Mutex<Flights>>,
+}
+
+/// What one fetch needs, cheap to clone into a fetch that outlives the request that started it
+/// (while another request still awaits it).
+#[derive(Clone, Debug)]
+struct LeaderClient {
     elector: Arc<LeaderElector>,
     artifacts: ArtifactStore,
-    store: Arc<dyn ObjectStore>,
     client: reqwest::Client,
     retention_ttl: Duration,
     retention_records: usize,
+}
+
+/// One fetch from the leader; its error is shared by every request that awaited it.
+type Fetch = BoxFuture<'static, Result<(), Arc<Error>>>;
+
+/// A [`Fetch`] awaited by every request for the same artifact.
+type Flight = Shared<Fetch>;
+
+/// The fetches running, per (path, digest). The map holds them weakly: a fetch whose every
+/// request was dropped is dropped too (its partial file is discarded by the digest check).
+#[derive(Default)]
+struct Flights {
+    next_id: u64,
+    running: HashMap<(String, String), (u64, WeakShared<Fetch>)>,
+}
+
+impl std::fmt::Debug for Flights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flights")
+            .field("running", &self.running.len())
+            .finish()
+    }
 }
 
 /// What a write of the fetched bytes ended with.
@@ -126,12 +165,15 @@ impl Peers {
             .build()
             .expect("building the peer HTTP client");
         Arc::new(Self {
-            elector,
-            artifacts,
+            leader: LeaderClient {
+                elector,
+                artifacts,
+                client,
+                retention_ttl,
+                retention_records,
+            },
             store,
-            client,
-            retention_ttl,
-            retention_records,
+            flights: Arc::default(),
         })
     }
 
@@ -159,12 +201,63 @@ impl Peers {
     }
 
     /// Fetches `relative` (`status.artifact.path`) from the leader into the artifact store,
-    /// keeping it only when its sha256 equals `expected` (`status.artifact.digest`).
+    /// keeping it only when its sha256 equals `expected` (`status.artifact.digest`). A fetch of
+    /// the same path and digest already running is awaited instead of started again; when the
+    /// file is already in place, nothing is fetched.
     ///
     /// # Errors
-    /// [`Error`]: this replica leads, no leader or peer address, the request failed or
-    /// answered an error, the digest differs, or the file could not be written.
-    pub async fn fetch(&self, relative: &str, expected: &str) -> Result<(), Error> {
+    /// [`Error`], shared by every request that awaited the same fetch: this replica leads, no
+    /// leader or peer address, the request failed or answered an error, the digest differs,
+    /// or the file could not be written. The next call after a failure fetches again.
+    ///
+    /// # Cancel safety
+    /// Dropping the future leaves the fetch to the other requests awaiting it; when none is
+    /// left the fetch stops and its partial file is removed, never renamed into place.
+    pub async fn fetch(&self, relative: &str, expected: &str) -> Result<(), Arc<Error>> {
+        self.join(relative, expected).await
+    }
+
+    /// The running fetch of (`relative`, `expected`), or a new one registered in the map.
+    fn join(&self, relative: &str, expected: &str) -> Flight {
+        let key = (relative.to_owned(), expected.to_owned());
+        let mut flights = self.flights.lock();
+        if let Some(flight) = flights.running.get(&key).and_then(|(_, f)| f.upgrade()) {
+            return flight;
+        }
+        flights.running.retain(|_, (_, f)| f.upgrade().is_some());
+        let id = flights.next_id;
+        flights.next_id += 1;
+        let (leader, registry, done) = (self.leader.clone(), self.flights.clone(), key.clone());
+        let flight = async move {
+            let result = leader.fetch_once(&done.0, &done.1).await.map_err(Arc::new);
+            let mut flights = registry.lock();
+            if flights.running.get(&done).is_some_and(|(i, _)| *i == id) {
+                flights.running.remove(&done);
+            }
+            result
+        }
+        .boxed()
+        .shared();
+        let weak = flight.downgrade().expect("a new flight has not completed");
+        flights.running.insert(key, (id, weak));
+        flight
+    }
+}
+
+impl LeaderClient {
+    /// One fetch of [`Peers::fetch`], not shared; skipped when the file is already in place
+    /// (renamed there by a fetch that just ended, or built by this replica).
+    async fn fetch_once(&self, relative: &str, expected: &str) -> Result<(), Error> {
+        let held = self
+            .artifacts
+            .path(relative)
+            .map_err(|source| Error::Store {
+                path: relative.to_owned(),
+                source: Box::new(source),
+            })?;
+        if held.exists() {
+            return Ok(());
+        }
         if self.elector.is_leader() {
             return Err(Error::Leading);
         }
@@ -222,7 +315,7 @@ impl Peers {
         Ok(())
     }
 
-    /// The blocking half of [`Peers::fetch`]: writes the chunks into a temporary file, checks
+    /// The blocking half of [`LeaderClient::fetch_once`]: writes the chunks into a temporary file, checks
     /// the digest, renames it into place and collects older files.
     fn write(
         &self,

@@ -1,8 +1,10 @@
 //! [`Peers::fetch`] against an in-process leader whose answers are knobs: the right bytes, wrong
-//! bytes, an error status. The leader record comes from a fixed lock (no etcd needed here; the
-//! real lock is tested in `storage/tests/leader_lock.rs`).
+//! bytes, an error status, an error only the first time; it counts the requests it gets. The
+//! leader record comes from a fixed lock (no etcd needed here; the real lock is tested in
+//! `storage/tests/leader_lock.rs`).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -44,26 +46,41 @@ fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// A leader's artifact listener: `good.tar.gz` is [`GOOD`], `bad.tar.gz` other bytes, anything
-/// else 404; every request must carry [`PEER_HEADER`] (else 400).
+/// A leader's artifact listener: `good.tar.gz` is [`GOOD`], `bad.tar.gz` other bytes,
+/// `flaky.tar.gz` a 503 to the first request and [`GOOD`] afterwards, anything else 404; every
+/// request must carry [`PEER_HEADER`] (else 400).
 async fn leader() -> String {
+    counting_leader().await.0
+}
+
+/// [`leader`], and the number of requests it has answered.
+async fn counting_leader() -> (String, Arc<AtomicUsize>) {
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = requests.clone();
     let app = Router::new().route(
         "/{*path}",
-        get(|headers: HeaderMap, Path(path): Path<String>| async move {
-            if !headers.contains_key(PEER_HEADER) {
-                return (StatusCode::BAD_REQUEST, Vec::new());
-            }
-            match path.rsplit('/').next() {
-                Some("good.tar.gz") => (StatusCode::OK, GOOD.to_vec()),
-                Some("bad.tar.gz") => (StatusCode::OK, b"tampered".to_vec()),
-                _ => (StatusCode::NOT_FOUND, Vec::new()),
-            }
-        }),
+        get(
+            move |headers: HeaderMap, Path(path): Path<String>| async move {
+                let earlier = counted.fetch_add(1, Ordering::SeqCst);
+                if !headers.contains_key(PEER_HEADER) {
+                    return (StatusCode::BAD_REQUEST, Vec::new());
+                }
+                match path.rsplit('/').next() {
+                    Some("good.tar.gz") => (StatusCode::OK, GOOD.to_vec()),
+                    Some("bad.tar.gz") => (StatusCode::OK, b"tampered".to_vec()),
+                    Some("flaky.tar.gz") if earlier == 0 => {
+                        (StatusCode::SERVICE_UNAVAILABLE, Vec::new())
+                    }
+                    Some("flaky.tar.gz") => (StatusCode::OK, GOOD.to_vec()),
+                    _ => (StatusCode::NOT_FOUND, Vec::new()),
+                }
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    (format!("http://{addr}"), requests)
 }
 
 async fn follower(
@@ -113,12 +130,17 @@ async fn a_follower_keeps_the_leaders_bytes_only_when_they_match_the_digest() {
 
     // Bytes that do not hash to status.artifact.digest are dropped before they are visible.
     let bad = "ocirepository/default/podinfo/bad.tar.gz";
-    match peers.fetch(bad, &digest(GOOD)).await {
+    match peers
+        .fetch(bad, &digest(GOOD))
+        .await
+        .as_ref()
+        .map_err(|e| &**e)
+    {
         Err(Error::DigestMismatch {
             expected, actual, ..
         }) => {
-            assert_eq!(expected, digest(GOOD));
-            assert_eq!(actual, digest(b"tampered"));
+            assert_eq!(expected, &digest(GOOD));
+            assert_eq!(actual, &digest(b"tampered"));
         }
         other => panic!("expected a digest mismatch, got {other:?}"),
     }
@@ -137,9 +159,64 @@ async fn a_follower_keeps_the_leaders_bytes_only_when_they_match_the_digest() {
     // The leader does not hold it either: an error, nothing stored.
     let missing = "ocirepository/default/podinfo/missing.tar.gz";
     assert!(matches!(
-        peers.fetch(missing, &digest(GOOD)).await,
-        Err(Error::Status { status, .. }) if status == StatusCode::NOT_FOUND
+        peers.fetch(missing, &digest(GOOD)).await.as_ref().map_err(|e| &**e),
+        Err(Error::Status { status, .. }) if *status == StatusCode::NOT_FOUND
     ));
+}
+
+#[tokio::test]
+async fn concurrent_fetches_of_one_artifact_make_one_request_to_the_leader() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, requests) = counting_leader().await;
+    let (peers, artifacts) = follower(dir.path(), Some(url)).await;
+    let good = "ocirepository/default/podinfo/good.tar.gz";
+
+    // join_all polls every fetch once before any can finish (the first one's request is on
+    // the wire): all 16 are in flight together.
+    let expected = digest(GOOD);
+    let fetches = (0..16).map(|_| peers.fetch(good, &expected));
+    for fetched in futures::future::join_all(fetches).await {
+        fetched.unwrap();
+    }
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        1,
+        "16 concurrent requests for one missing artifact fetch it once"
+    );
+    assert!(artifacts.open_verified(good, Some(&expected)).is_ok());
+
+    // Held now: a later request fetches nothing.
+    peers.fetch(good, &expected).await.unwrap();
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_failed_fetch_is_shared_by_its_waiters_and_not_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, requests) = counting_leader().await;
+    let (peers, artifacts) = follower(dir.path(), Some(url)).await;
+    let flaky = "ocirepository/default/podinfo/flaky.tar.gz";
+    let expected = digest(GOOD);
+
+    let fetches = (0..8).map(|_| peers.fetch(flaky, &expected));
+    for fetched in futures::future::join_all(fetches).await {
+        assert!(
+            matches!(fetched.as_ref().map_err(|e| &**e),
+                Err(Error::Status { status, .. }) if *status == StatusCode::SERVICE_UNAVAILABLE),
+            "{fetched:?}"
+        );
+    }
+    assert_eq!(
+        requests.load(Ordering::SeqCst),
+        1,
+        "one request for 8 waiters"
+    );
+    assert!(artifacts.open_read(flaky).is_err());
+
+    // The failure is not remembered: the next request asks the leader again, and succeeds.
+    peers.fetch(flaky, &expected).await.unwrap();
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    assert!(artifacts.open_verified(flaky, Some(&expected)).is_ok());
 }
 
 #[tokio::test]
@@ -149,5 +226,8 @@ async fn without_a_peer_address_nothing_is_fetched() {
     let fetched = peers
         .fetch("ocirepository/default/podinfo/good.tar.gz", &digest(GOOD))
         .await;
-    assert!(matches!(fetched, Err(Error::NoPeer)), "{fetched:?}");
+    assert!(
+        matches!(fetched.as_ref().map_err(|e| &**e), Err(Error::NoPeer)),
+        "{fetched:?}"
+    );
 }
