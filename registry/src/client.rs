@@ -54,6 +54,7 @@ mod config;
 pub mod docker_config;
 mod error;
 mod response;
+mod roots;
 mod transport;
 mod upload;
 mod verify;
