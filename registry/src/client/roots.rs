@@ -94,7 +94,9 @@ mod tests {
     #[test]
     fn hashed_links_are_recognised() {
         assert!(is_hashed_name(Path::new("/etc/ssl/certs/002c0b4f.0")));
-        assert!(!is_hashed_name(Path::new("/etc/ssl/certs/ISRG_Root_X1.pem")));
+        assert!(!is_hashed_name(Path::new(
+            "/etc/ssl/certs/ISRG_Root_X1.pem"
+        )));
         assert!(!is_hashed_name(Path::new("ca-certificates.crt")));
     }
 
