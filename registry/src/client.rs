@@ -55,6 +55,7 @@ pub mod docker_config;
 mod error;
 mod response;
 mod roots;
+mod tls;
 mod transport;
 mod upload;
 mod verify;

@@ -3,8 +3,9 @@
 //! Found where OpenSSL finds them, through `openssl-probe`: the bundle named by `SSL_CERT_FILE`,
 //! else the distribution's bundle file (`/etc/ssl/certs/ca-certificates.crt` on Debian); only
 //! when no bundle file exists, every PEM file of the certificate directory (`SSL_CERT_DIR`, else
-//! `/etc/ssl/certs`, `/etc/pki/tls/certs`, ...). The bundle is read and parsed once, on the first
-//! verified client of the process, and shared by every later one.
+//! `/etc/ssl/certs`, `/etc/pki/tls/certs`, ...). The bundle is read and parsed once (rustls's
+//! PEM and webpki's trust-anchor parsers, no OpenSSL), on the first verified client of the
+//! process, and shared by every later one.
 //!
 //! Why not native-tls: its OpenSSL connector loads the default verify paths and then the probed
 //! bundle again (native-tls 0.2.18 `TlsConnector::new`), two OpenSSL parses of ~140
@@ -15,17 +16,31 @@
 use std::path::Path;
 use std::sync::LazyLock;
 
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
+
 /// The system roots, parsed on first use; empty when none were found or none parsed (each
 /// problem logged at `warn`).
-static SYSTEM_ROOTS: LazyLock<Vec<reqwest::Certificate>> = LazyLock::new(load);
+static SYSTEM_ROOTS: LazyLock<RootCertStore> = LazyLock::new(|| {
+    let mut store = RootCertStore::empty();
+    let (_, ignored) = store.add_parsable_certificates(load());
+    if ignored > 0 {
+        tracing::debug!(
+            ignored,
+            "system CA certificates webpki cannot use as trust anchors"
+        );
+    }
+    store
+});
 
 /// The system trust anchors, as OpenSSL would find them (see the module docs). The first call
-/// reads and parses them; later calls return the same parsed certificates.
-pub(crate) fn system_roots() -> &'static [reqwest::Certificate] {
+/// reads and parses them; later calls return the same store.
+pub(crate) fn system_roots() -> &'static RootCertStore {
     &SYSTEM_ROOTS
 }
 
-fn load() -> Vec<reqwest::Certificate> {
+fn load() -> Vec<CertificateDer<'static>> {
     let probe = openssl_probe::probe();
     if let Some(bundle) = probe.cert_file {
         return read_pem(&bundle);
@@ -64,10 +79,14 @@ fn is_hashed_name(path: &Path) -> bool {
 }
 
 /// The certificates of one PEM file; none (logged) when it cannot be read or parsed.
-fn read_pem(path: &Path) -> Vec<reqwest::Certificate> {
+fn read_pem(path: &Path) -> Vec<CertificateDer<'static>> {
     let parsed = std::fs::read(path)
         .map_err(|e| e.to_string())
-        .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string()));
+        .and_then(|pem| {
+            CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())
+        });
     match parsed {
         Ok(certs) => certs,
         Err(error) => {

@@ -18,7 +18,7 @@ use super::docker_config::Resolved;
 use super::response::{
     body_suffix, classify, read_capped, read_error_body, retry_after, strip_query, unauthorized,
 };
-use super::roots;
+use super::tls;
 use super::{ClientConfig, Credentials, Error, ProgressFn, Result};
 use crate::reference::Reference;
 
@@ -98,11 +98,12 @@ impl Transport {
         if config.upload_chunk_bytes == 0 {
             return Err(invalid("upload_chunk_bytes must be greater than 0".into()));
         }
-        let b = reqwest::Client::builder()
+        let mut b = reqwest::Client::builder()
             .user_agent(config.user_agent.clone())
             .connect_timeout(config.timeout)
-            .read_timeout(config.timeout);
-        let mut b = tls(b, &config)?;
+            .read_timeout(config.timeout)
+            .http1_only()
+            .use_preconfigured_tls(tls::client_tls(&config)?);
         if let Some(p) = &config.proxy {
             let bad = |e: String| invalid(format!("invalid proxy address {:?}: {e}", p.address));
             let mut url = Url::parse(&p.address).map_err(|e| bad(e.to_string()))?;
@@ -476,61 +477,6 @@ impl Transport {
             .map_err(|_| Error::Timeout { url: url_s.clone() })?
             .map_err(|e| classify(&url_s, e))
     }
-}
-
-/// The TLS settings of the registry client: rustls, TLS 1.2 or later, HTTP/1.1.
-///
-/// Verified connections trust the system roots ([`roots::system_roots`], read once per
-/// process) and `ca_certs_pem`; a client that verifies nothing (Flux's one
-/// `InsecureSkipVerify`: `insecure` without a CA or client certificate) reads no roots at all.
-/// HTTP/1.1 only (ALPN `http/1.1`), as native-tls offered: under TLS 1.3 a registry refuses a
-/// missing or untrusted client certificate after the client's handshake has finished, with an
-/// alert read on the first response; hyper's HTTP/1 client hands that read error to the request
-/// (`received fatal alert: bad certificate`), its HTTP/2 client reports a closed channel.
-///
-/// # Errors
-/// [`Error::InvalidConfig`] for a CA PEM holding no or bad certificates, or a client
-/// certificate or key that does not parse (PKCS#8, PKCS#1 RSA or SEC1 EC keys are accepted).
-fn tls(b: reqwest::ClientBuilder, config: &ClientConfig) -> Result<reqwest::ClientBuilder> {
-    let invalid = |message: String| Error::InvalidConfig { message };
-    let mut b = b
-        .use_rustls_tls()
-        .http1_only()
-        .tls_built_in_root_certs(false)
-        .min_tls_version(reqwest::tls::Version::TLS_1_2);
-    if skips_verification(config) {
-        return Ok(b
-            .danger_accept_invalid_certs(true)
-            .danger_accept_invalid_hostnames(true));
-    }
-    for root in roots::system_roots() {
-        b = b.add_root_certificate(root.clone());
-    }
-    for pem in &config.ca_certs_pem {
-        let certs = reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| invalid(format!("invalid CA certificate PEM: {e}")))?;
-        if certs.is_empty() {
-            return Err(invalid("CA certificate PEM holds no certificate".into()));
-        }
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-    }
-    if let Some(id) = &config.client_identity {
-        let mut pem = id.cert_pem.clone();
-        pem.push(b'\n');
-        pem.extend_from_slice(&id.key_pem);
-        let identity = reqwest::Identity::from_pem(&pem)
-            .map_err(|e| invalid(format!("invalid client certificate or key: {e}")))?;
-        b = b.identity(identity);
-    }
-    Ok(b)
-}
-
-/// Whether certificate verification is off: `insecure` without a CA or client certificate
-/// (Flux: `spec.insecure` and no `certSecretRef`).
-fn skips_verification(config: &ClientConfig) -> bool {
-    config.insecure && config.ca_certs_pem.is_empty() && config.client_identity.is_none()
 }
 
 /// The bound on one request: `timeout`, plus one second per MiB of a file body so that a large
