@@ -597,3 +597,62 @@ fn a_helm_repository_change_requeues_the_charts_naming_it() {
     );
     assert_eq!(sha256(&download(&k, "v1", "slow")), after);
 }
+
+/// GET `url` over plain HTTP with curl: the body, or `None` unless 200.
+fn http_body(url: &str) -> Option<Vec<u8>> {
+    let out = Command::new(tools::require("curl"))
+        .args(["-sf", url])
+        .output()
+        .expect("running curl");
+    out.status.success().then_some(out.stdout)
+}
+
+#[test]
+fn status_url_is_the_latest_link_and_follows_a_new_version() {
+    let registry = RegistryBuilder::new().start();
+    push_chart(&registry, "6.5.0", None, None);
+    let addr = format!("127.0.0.1:{}", tools::free_port());
+    let server = server(
+        &[
+            "--artifact-listen",
+            &addr,
+            "--artifact-advertise-address",
+            &addr,
+        ],
+        None,
+    );
+    let k = Kubectl::new(None, &server.kubeconfig());
+    helm_repository(&k, &registry, "");
+    helm_chart(&k, "v1", "latest", "  version: '>=6.0.0'\n");
+    wait_condition(&k, "latest", "Ready", "True", "ChartPullSucceeded");
+    let latest = get(&k, "helmchart", "latest", "{.status.url}");
+    assert_eq!(
+        latest,
+        format!("http://{addr}/helmchart/default/latest/latest.tar.gz"),
+        "status.url is Flux's latest.tar.gz link"
+    );
+    let first = get(&k, "helmchart", "latest", "{.status.artifact.digest}");
+    let artifact_url = get(&k, "helmchart", "latest", "{.status.artifact.url}");
+    let file = http_body(&artifact_url).expect("status.artifact.url");
+    assert_eq!(sha256(&file), first);
+    assert_eq!(
+        http_body(&latest).expect("status.url"),
+        file,
+        "the latest link serves the artifact's bytes"
+    );
+
+    // A new version in range: the link follows it, the older file stays at its own URL.
+    push_chart(&registry, "6.6.0", None, None);
+    let second = eventually(
+        "the chart's new version",
+        || {
+            Some(get(&k, "helmchart", "latest", "{.status.artifact.digest}"))
+                .filter(|d| !d.is_empty() && *d != first)
+        },
+        || describe(&k, "helmchart", "latest"),
+    );
+    assert_eq!(get(&k, "helmchart", "latest", "{.status.url}"), latest);
+    let (chart, _) = chart_files(&http_body(&latest).expect("status.url after 6.6.0"));
+    assert!(chart.contains("version: 6.6.0"), "{chart}");
+    assert_eq!(sha256(&http_body(&latest).unwrap()), second);
+}

@@ -373,7 +373,7 @@ fn list_artifacts_prints_flux_metadata_as_json_and_yaml() {
     assert_eq!(
         run.stdout,
         format!(
-            "- created: 1970-01-01T00:00:00Z\n  digest: {v1}\n  source_revision: 6.5.0@sha1:0123456789abcdef0123456789abcdef01234567\n  \
+            "- created: \"1970-01-01T00:00:00Z\"\n  digest: {v1}\n  source_revision: 6.5.0@sha1:0123456789abcdef0123456789abcdef01234567\n  \
              source_url: https://github.com/stefanprodan/podinfo\n  url: {host}/list/app:v1.0.0\n"
         )
     );

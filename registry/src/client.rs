@@ -54,6 +54,8 @@ mod config;
 pub mod docker_config;
 mod error;
 mod response;
+mod roots;
+mod tls;
 mod transport;
 mod upload;
 mod verify;

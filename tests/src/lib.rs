@@ -8,7 +8,6 @@ pub mod e2e;
 pub mod etcd;
 pub mod front;
 pub mod https;
-#[cfg(feature = "in-process")]
 pub mod in_cluster;
 #[cfg(feature = "in-process")]
 pub mod in_process;

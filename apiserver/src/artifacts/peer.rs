@@ -159,7 +159,11 @@ impl Peers {
         retention_ttl: Duration,
         retention_records: usize,
     ) -> Arc<Self> {
+        // OpenSSL with the system roots, as the other server clients (an `https`
+        // `--peer-advertise-address` verifies against them); reqwest's default here is rustls
+        // with no roots.
         let client = reqwest::Client::builder()
+            .use_native_tls()
             .connect_timeout(Duration::from_secs(5))
             .timeout(FETCH_TIMEOUT)
             .build()

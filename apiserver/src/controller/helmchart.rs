@@ -66,6 +66,18 @@ pub fn artifact_url(urls: &ArtifactUrls, path: &str, ns: &str, name: &str) -> St
     }
 }
 
+/// `status.url` of a HelmChart: whatever chart is current, as Flux's `latest.tar.gz` link
+/// (`http://<addr>/helmchart/<ns>/<name>/latest.tar.gz` behind `--artifact-advertise-address`,
+/// else the `helmcharts/<name>/artifact` subresource, which serves the current artifact).
+pub fn latest_url(urls: &ArtifactUrls, ns: &str, name: &str) -> String {
+    match urls {
+        ArtifactUrls::Advertised(addr) => {
+            format!("http://{addr}/{ARTIFACT_KIND}/{ns}/{name}/latest.tar.gz")
+        }
+        ArtifactUrls::Subresource(_) => artifact_url(urls, "", ns, name),
+    }
+}
+
 /// The HelmChart reconciler. Shared by the workers behind an `Arc`.
 #[derive(Debug)]
 pub struct HelmChartReconciler {
@@ -241,7 +253,7 @@ impl HelmChartReconciler {
             let (ns, name) = (object.namespace.as_str(), object.name.as_str());
             if let Some(a) = status.artifact.as_mut() {
                 a.url = artifact_url(urls, &a.path, ns, name);
-                status.url = Some(a.url.clone());
+                status.url = Some(latest_url(urls, ns, name));
             }
             return Ok(());
         }

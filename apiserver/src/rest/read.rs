@@ -71,8 +71,9 @@ pub(crate) async fn list(call: Call) -> Result<Response, ApiError> {
 /// `GET .../<name>/artifact`: streams the stored artifact tarball with `Content-Type:
 /// application/gzip`, `Content-Length` and `ETag` = the artifact digest (quoted). 404 with a
 /// `Status` while the object has no artifact or its file is missing, and with `?revision=`
-/// when that is not the current `status.artifact.revision` (the URL in `status.artifact.url`
-/// names its revision, so a consumer never gets another one than the digest it checks).
+/// when that revision is neither the current `status.artifact.revision` nor an older one whose
+/// file retention still keeps ([`kept_revision`]; the URL in `status.artifact.url` names its
+/// revision, so a consumer never gets another one than the digest it checks).
 pub(crate) async fn artifact(call: Call) -> Result<Response, ApiError> {
     let (_, stored) = call.stored().await?;
     let no_artifact = || {
@@ -92,6 +93,9 @@ pub(crate) async fn artifact(call: Call) -> Result<Response, ApiError> {
     if let Some(wanted) = &call.options.revision
         && artifact["revision"].as_str() != Some(wanted.as_str())
     {
+        if let Some(response) = kept_revision(&call, wanted).await {
+            return Ok(response);
+        }
         let mut err = no_artifact();
         err.message = format!(
             "{} \"{}\" has no artifact of revision '{wanted}' (gone, or not yet stored): read status.artifact again",
@@ -135,4 +139,40 @@ pub(crate) async fn artifact(call: Call) -> Result<Response, ApiError> {
         ))),
         Err(e) => Err(call.storage_error(e)),
     }
+}
+
+/// An older OCIRepository revision (`<tag>@sha256:<hex>` or `sha256:<hex>`) served while
+/// retention keeps its file `ocirepository/<ns>/<name>/<hex>.tar.gz`, as Flux's file server
+/// serves a file while it exists; the file is checked against the digest recorded when it was
+/// written, which is its `ETag`. `None` (then 404) for other kinds (a HelmChart revision is a
+/// chart version, which several files may carry), for a revision naming no kept file, and on a
+/// replica that does not hold it (only the current artifact is fetched from the leader).
+/// For an image index the file is named after the platform's manifest, not the index digest in
+/// the revision, so only the current revision of an index is served.
+async fn kept_revision(call: &Call, wanted: &str) -> Option<Response> {
+    if call.resource.plural != "ocirepositories" {
+        return None;
+    }
+    let hex = wanted
+        .rsplit_once("@sha256:")
+        .map(|(_, hex)| hex)
+        .or_else(|| wanted.strip_prefix("sha256:"))?;
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let namespace = call.info.namespace.as_deref()?;
+    let path = format!("ocirepository/{namespace}/{}/{hex}.tar.gz", call.name());
+    let artifacts = &call.state.artifacts;
+    let (file, size, digest) = crate::artifacts::artifact_server::open(artifacts, &path, None)
+        .await
+        .ok()?;
+    Some(crate::artifacts::artifact_server::response(
+        file,
+        size,
+        Some(&digest),
+    ))
 }

@@ -46,7 +46,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ListArgs) -> anyhow::Result<E
         Some(OutputFormat::Json) => {
             println!("{}", serde_json::to_string_pretty(&metadata(&rows))?);
         }
-        Some(OutputFormat::Yaml) => print!("{}", serde_yaml::to_string(&sorted(&rows)?)?),
+        Some(OutputFormat::Yaml) => print!("{}", render_yaml(&sorted(&rows)?)?),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -73,6 +73,52 @@ fn sorted(rows: &[TagRow]) -> anyhow::Result<Vec<BTreeMap<String, serde_json::Va
         .iter()
         .map(|m| Ok(serde_json::from_value(serde_json::to_value(m)?)?))
         .collect()
+}
+
+/// The objects as YAML, written as Flux's printer writes them (JSON → `sigs.k8s.io/yaml`, i.e.
+/// go-yaml v2): a string that YAML 1.1 would read as a timestamp, as every RFC 3339 `created`
+/// is, stays a string by being double-quoted (`created: "2026-11-26T03:00:00Z"`), so that YAML
+/// 1.1 readers (go-yaml v2, PyYAML) get the string back; serde_yaml follows YAML 1.2, which has
+/// no timestamps, and would leave it plain. Other values are serde_yaml's scalars.
+fn render_yaml(objects: &[BTreeMap<String, serde_json::Value>]) -> anyhow::Result<String> {
+    if objects.is_empty() {
+        return Ok("[]\n".to_owned());
+    }
+    let mut out = String::new();
+    for object in objects {
+        for (i, (key, value)) in object.iter().enumerate() {
+            out.push_str(if i == 0 { "- " } else { "  " });
+            out.push_str(key);
+            out.push_str(": ");
+            out.push_str(&yaml_scalar(value)?);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// One value on one line: double-quoted (a JSON string is a valid YAML double-quoted scalar)
+/// when it is a string YAML 1.1 reads as a timestamp or when it spans lines, else serde_yaml's
+/// rendering.
+fn yaml_scalar(value: &serde_json::Value) -> anyhow::Result<String> {
+    match value {
+        serde_json::Value::String(s) if is_yaml11_timestamp(s) || s.contains('\n') => {
+            Ok(serde_json::to_string(s)?)
+        }
+        other => Ok(serde_yaml::to_string(other)?.trim_end().to_owned()),
+    }
+}
+
+/// Whether YAML 1.1's timestamp type matches `s` (`yyyy-m-d`, optionally followed by a time
+/// after `T`, `t` or spaces), as go-yaml v2 resolves plain scalars.
+fn is_yaml11_timestamp(s: &str) -> bool {
+    static TIMESTAMP: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(([Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(\.[0-9]*)?([ \t]*(Z|[-+][0-9]{1,2}(:[0-9]{2})?))?)?$",
+        )
+        .expect("timestamp pattern")
+    });
+    TIMESTAMP.is_match(s)
 }
 
 fn metadata(rows: &[TagRow]) -> Vec<Metadata<'_>> {
@@ -146,5 +192,26 @@ mod tests {
             "{table}"
         );
         assert!(lines[1].ends_with("main@sha1:abc\t"));
+    }
+
+    #[test]
+    fn yaml_quotes_timestamps_as_flux_does() {
+        let object = |created: &str| {
+            BTreeMap::from([
+                ("created".to_owned(), created.into()),
+                ("digest".to_owned(), "sha256:abc".into()),
+                ("source_revision".to_owned(), "main@sha1:abc".into()),
+            ])
+        };
+        let yaml = render_yaml(&[object("2026-11-26T03:00:00Z"), object("1970-01-01")]).unwrap();
+        assert_eq!(
+            yaml,
+            "- created: \"2026-11-26T03:00:00Z\"\n  digest: sha256:abc\n  source_revision: main@sha1:abc\n\
+             - created: \"1970-01-01\"\n  digest: sha256:abc\n  source_revision: main@sha1:abc\n"
+        );
+        assert_eq!(render_yaml(&[]).unwrap(), "[]\n");
+        assert!(is_yaml11_timestamp("2001-12-14 21:59:43.10 -5"));
+        assert!(!is_yaml11_timestamp("6.5.0@sha1:0123"));
+        assert!(!is_yaml11_timestamp("2026-11-26T03:00:00Zx"));
     }
 }

@@ -63,19 +63,12 @@ pub(crate) fn classify(url: &str, e: reqwest::Error) -> Error {
     }
 }
 
-/// The TLS failure in `e`'s chain: OpenSSL's words (verified connections), or rustls's
-/// described by [`describe_tls`]. tokio-rustls reports a handshake failure as an `io::Error`
-/// wrapping the `rustls::Error`, and `io::Error::source` skips the wrapped error, so the walk
-/// descends into a wrapping `io::Error` instead.
+/// The TLS failure in `e`'s chain, described by [`describe_tls`]. tokio-rustls reports a
+/// handshake failure as an `io::Error` wrapping the `rustls::Error`, and `io::Error::source`
+/// skips the wrapped error, so the walk descends into a wrapping `io::Error` instead.
 fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
-        if err.downcast_ref::<native_tls::Error>().is_some()
-            || err.downcast_ref::<openssl::ssl::Error>().is_some()
-            || err.downcast_ref::<openssl::error::ErrorStack>().is_some()
-        {
-            return Some(err.to_string());
-        }
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
             return Some(describe_tls(tls));
         }
@@ -94,7 +87,16 @@ fn tls_cause(e: &(dyn std::error::Error + 'static)) -> Option<String> {
 /// (`received fatal alert: bad certificate` when a client certificate is missing).
 fn describe_tls(e: &rustls::Error) -> String {
     match e {
-        rustls::Error::InvalidCertificate(why) => format!("certificate verify failed: {why}"),
+        rustls::Error::InvalidCertificate(why) => {
+            // Contextual variants have sentences; the others print their name (`UnknownIssuer`).
+            let why = why.to_string();
+            let why = if why.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                words(&why)
+            } else {
+                why
+            };
+            format!("certificate verify failed: {why}")
+        }
         rustls::Error::AlertReceived(alert) => {
             format!("received fatal alert: {}", words(&format!("{alert:?}")))
         }
@@ -273,5 +275,20 @@ mod tests {
             vec![("MANIFEST_UNKNOWN".into(), "manifest unknown".into())]
         );
         assert!(error_codes("not json").is_empty());
+    }
+
+    #[test]
+    fn tls_failures_are_described_in_words() {
+        use rustls::{AlertDescription, CertificateError};
+        let unknown = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        assert_eq!(
+            describe_tls(&unknown),
+            "certificate verify failed: unknown issuer"
+        );
+        let refused = rustls::Error::AlertReceived(AlertDescription::BadCertificate);
+        assert_eq!(
+            describe_tls(&refused),
+            "received fatal alert: bad certificate"
+        );
     }
 }

@@ -18,6 +18,7 @@ use super::docker_config::Resolved;
 use super::response::{
     body_suffix, classify, read_capped, read_error_body, retry_after, strip_query, unauthorized,
 };
+use super::tls;
 use super::{ClientConfig, Credentials, Error, ProgressFn, Result};
 use crate::reference::Reference;
 
@@ -97,47 +98,12 @@ impl Transport {
         if config.upload_chunk_bytes == 0 {
             return Err(invalid("upload_chunk_bytes must be greater than 0".into()));
         }
-        // Without verification no CA bundle is needed, so rustls, which then loads none;
-        // native-tls (OpenSSL) builds its connector by parsing the system CA bundle twice
-        // (~115 ms of CPU, most of a small push to a plain-HTTP registry: bench/README.md,
-        // registry section). Verified connections stay on OpenSSL: its handshake errors are
-        // the ones operators know, and a client certificate refused by the registry surfaces
-        // as the server's alert, which rustls loses on TLS 1.3 ("connection closed").
-        let verifies = !skips_verification(&config);
         let mut b = reqwest::Client::builder()
             .user_agent(config.user_agent.clone())
             .connect_timeout(config.timeout)
             .read_timeout(config.timeout)
-            .min_tls_version(reqwest::tls::Version::TLS_1_2);
-        if verifies {
-            b = b.use_native_tls().tls_built_in_root_certs(true);
-        } else {
-            // Flux's one `InsecureSkipVerify`: `spec.insecure` without `certSecretRef`.
-            b = b
-                .use_rustls_tls()
-                .tls_built_in_root_certs(false)
-                .danger_accept_invalid_certs(true)
-                .danger_accept_invalid_hostnames(true);
-        }
-        for pem in &config.ca_certs_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| invalid(format!("invalid CA certificate PEM: {e}")))?;
-            if certs.is_empty() {
-                return Err(invalid("CA certificate PEM holds no certificate".into()));
-            }
-            for c in certs {
-                b = b.add_root_certificate(c);
-            }
-        }
-        if let Some(id) = &config.client_identity {
-            // Accept PKCS#1/SEC1 keys too by re-encoding as PKCS#8, which native-tls wants.
-            let key = openssl::pkey::PKey::private_key_from_pem(&id.key_pem)
-                .and_then(|k| k.private_key_to_pem_pkcs8())
-                .map_err(|e| invalid(format!("invalid client key PEM: {e}")))?;
-            let identity = reqwest::Identity::from_pkcs8_pem(&id.cert_pem, &key)
-                .map_err(|e| invalid(format!("invalid client certificate: {e}")))?;
-            b = b.identity(identity);
-        }
+            .http1_only()
+            .use_preconfigured_tls(tls::client_tls(&config)?);
         if let Some(p) = &config.proxy {
             let bad = |e: String| invalid(format!("invalid proxy address {:?}: {e}", p.address));
             let mut url = Url::parse(&p.address).map_err(|e| bad(e.to_string()))?;
@@ -511,12 +477,6 @@ impl Transport {
             .map_err(|_| Error::Timeout { url: url_s.clone() })?
             .map_err(|e| classify(&url_s, e))
     }
-}
-
-/// Whether certificate verification is off: `insecure` without a CA or client certificate
-/// (Flux: `spec.insecure` and no `certSecretRef`).
-fn skips_verification(config: &ClientConfig) -> bool {
-    config.insecure && config.ca_certs_pem.is_empty() && config.client_identity.is_none()
 }
 
 /// The bound on one request: `timeout`, plus one second per MiB of a file body so that a large

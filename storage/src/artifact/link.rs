@@ -8,6 +8,9 @@
 //! bytes, and a link lost in a crash is found missing by the object's first reconcile after the
 //! restart (every object is reconciled once at start), which builds it again. Written archives
 //! ([`super::ArtifactWriter::finish`]) stay durable before they are acknowledged.
+//!
+//! The `latest.tar.gz` link of an object's directory ([`ArtifactStore::update_latest_link`]) is
+//! Flux's `Storage.Symlink(artifact, "latest.tar.gz")`, made for every source kind.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt as _;
@@ -16,6 +19,9 @@ use super::{
     ArtifactStore, Error, FileIdentity, Result, StoredArtifact, TEMP_PREFIX, io_err,
     validate_file_name, write_record,
 };
+
+/// The name of the link to an object's newest artifact, as Flux serves it for every kind.
+const LATEST_LINK: &str = "latest.tar.gz";
 
 impl ArtifactStore {
     /// Stores the artifact at `source` (a relative path as [`StoredArtifact::path`]) for
@@ -85,5 +91,79 @@ impl ArtifactStore {
             digest: digest.to_owned(),
             size,
         })
+    }
+
+    /// Points the `latest.tar.gz` link in the directory of the artifact at `path` (a relative
+    /// path as [`StoredArtifact::path`]) to that artifact, as Flux's `Storage.Symlink`: a
+    /// relative symbolic link made under a temporary name and renamed over the old one, so a
+    /// reader sees the previous or the new target, never none. Not fsynced: a link lost in a
+    /// crash points at the previous artifact, which retention keeps, until the next new
+    /// artifact. Served by the artifact listener and followed by [`ArtifactStore::verify`] and
+    /// [`ArtifactStore::open_verified`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidPath`] as for [`ArtifactStore::path`]; [`Error::Io`] when the link
+    /// cannot be made or renamed into place.
+    pub fn update_latest_link(&self, path: &str) -> Result<()> {
+        let target = self.path(path)?;
+        let (Some(dir), Some(file)) = (target.parent(), target.file_name()) else {
+            return Err(Error::InvalidPath {
+                value: path.to_owned(),
+                reason: "has no directory or file name",
+            });
+        };
+        let temp = dir.join(format!(
+            "{TEMP_PREFIX}{}-link",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::os::unix::fs::symlink(file, &temp)
+            .map_err(io_err("linking latest artifact", &temp))?;
+        let latest = dir.join(LATEST_LINK);
+        let renamed = fs::rename(&temp, &latest).map_err(io_err("renaming latest link", &latest));
+        if renamed.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        renamed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+
+    fn write(store: &ArtifactStore, kind: &str, file: &str, content: &[u8]) -> StoredArtifact {
+        let mut w = store.create(kind, "default", "podinfo", file).unwrap();
+        w.write_all(content).unwrap();
+        w.finish().unwrap()
+    }
+
+    #[test]
+    fn latest_follows_each_new_artifact_of_any_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::open(dir.path()).unwrap();
+        for kind in ["ocirepository", "helmchart"] {
+            let latest = format!("{kind}/default/podinfo/{LATEST_LINK}");
+            let v1 = write(&store, kind, "podinfo-1.0.0.tgz", b"one");
+            store.update_latest_link(&v1.path).unwrap();
+            assert!(store.verify(&latest, &v1.digest).unwrap());
+            let v2 = write(&store, kind, "podinfo-2.0.0.tgz", b"two");
+            store.update_latest_link(&v2.path).unwrap();
+            assert!(store.verify(&latest, &v2.digest).unwrap());
+            let link = store.path(&latest).unwrap();
+            assert_eq!(
+                fs::read_link(&link).unwrap(),
+                std::path::Path::new("podinfo-2.0.0.tgz"),
+                "a relative link, so the data directory can move"
+            );
+            let names: Vec<String> = fs::read_dir(link.parent().unwrap())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(TEMP_PREFIX))
+                .collect();
+            assert!(names.is_empty(), "temporary links left: {names:?}");
+        }
+        assert!(store.update_latest_link("../escape/x/y.tgz").is_err());
     }
 }

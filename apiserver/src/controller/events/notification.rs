@@ -108,6 +108,7 @@ impl NotificationRecorder {
     /// When the HTTP client cannot be built (the TLS backend failed to initialise).
     pub fn start(address: url::Url, retry: RetryPolicy) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
+            .use_native_tls()
             .timeout(retry.attempt_timeout)
             .build()?;
         let (queue, mut events) = mpsc::channel::<Event>(QUEUE_CAPACITY);

@@ -9,10 +9,10 @@ use openapi::v1::HelmChart;
 
 use super::super::backoff::jittered;
 use super::super::events::EventType;
-use super::super::failure::{FailureKind, StepFailure, mark_failed, now};
+use super::super::failure::{FailureKind, StepFailure, blocking, mark_failed, now};
 use super::super::runtime::{Action, chain};
 use super::source::Outcome;
-use super::{Error, HelmChartReconciler, Progress, artifact_url, object_ref};
+use super::{Error, HelmChartReconciler, Progress, artifact_url, latest_url, object_ref};
 
 /// Conditions cleared by a successful reconcile.
 const CLEARED_ON_SUCCESS: [&str; 6] = [
@@ -56,6 +56,7 @@ impl HelmChartReconciler {
             }
             Outcome::Stored(built) => {
                 let object = object_ref(obj);
+                self.update_latest_link(&built.stored.path).await;
                 let url = artifact_url(
                     &self.config.base.urls,
                     &built.stored.path,
@@ -63,7 +64,7 @@ impl HelmChartReconciler {
                     &object.name,
                 );
                 status.artifact = Some(Artifact {
-                    url: url.clone(),
+                    url,
                     path: built.stored.path,
                     revision: built.revision.clone(),
                     digest: built.stored.digest,
@@ -71,7 +72,11 @@ impl HelmChartReconciler {
                     size: Some(built.stored.size as i64),
                     metadata: Some(built.metadata),
                 });
-                status.url = Some(url);
+                status.url = Some(latest_url(
+                    &self.config.base.urls,
+                    &object.namespace,
+                    &object.name,
+                ));
                 status.observed_chart_name = Some(obj.spec.chart.clone());
                 status.observed_values_files =
                     match (&built.merged, obj.spec.ignore_missing_values_files) {
@@ -128,6 +133,16 @@ impl HelmChartReconciler {
             interval,
             self.config.base.interval_jitter,
         )))
+    }
+
+    /// Points `latest.tar.gz` at the new chart (best effort, as Flux's `Symlink`):
+    /// [`storage::ArtifactStore::update_latest_link`].
+    async fn update_latest_link(&self, path: &str) {
+        let (store, path) = (self.artifacts.clone(), path.to_owned());
+        let linked = blocking(move || store.update_latest_link(&path)).await;
+        if let Ok(Err(e)) = linked {
+            tracing::debug!(error = %chain(&e), "updating latest.tar.gz failed");
+        }
     }
 
     /// The error policy of a failed step: its conditions, a Warning event, the status write,

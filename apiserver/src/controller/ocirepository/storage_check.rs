@@ -1,6 +1,6 @@
 //! The storage step of a reconcile (`flux-source-controller.md` §2.3): garbage collection by
 //! retention, the presence and integrity of the current artifact, its URLs, and the
-//! `latest.tar.gz` link.
+//! `latest.tar.gz` link (made by the artifact store).
 //!
 //! Integrity is Flux's `Storage.VerifyArtifact`: the file's size and sha256 must equal
 //! `status.artifact.size` and `status.artifact.digest`. A file that is missing, of another size
@@ -145,21 +145,11 @@ impl OCIRepositoryReconciler {
     }
 
     /// Points `latest.tar.gz` in the object's directory at the new artifact (best effort, as
-    /// Flux's `Symlink`).
+    /// Flux's `Symlink`): [`ArtifactStore::update_latest_link`].
     pub(super) async fn update_latest_link(&self, path: &str) {
-        let Ok(target) = self.artifacts.path(path) else {
-            return;
-        };
-        let result = blocking(move || -> std::io::Result<()> {
-            let dir = target.parent().expect("artifact paths have a directory");
-            let file = target.file_name().expect("artifact paths have a file name");
-            let tmp = dir.join(format!(".tmp-link-{}", uuid::Uuid::new_v4().simple()));
-            std::os::unix::fs::symlink(file, &tmp)?;
-            std::fs::rename(&tmp, dir.join("latest.tar.gz"))
-        })
-        .await;
-        if let Ok(Err(e)) = result {
-            tracing::debug!(error = %e, "updating latest.tar.gz failed");
+        let (store, path) = (self.artifacts.clone(), path.to_owned());
+        if let Ok(Err(e)) = blocking(move || store.update_latest_link(&path)).await {
+            tracing::debug!(error = %chain(&e), "updating latest.tar.gz failed");
         }
     }
 }
