@@ -377,23 +377,7 @@ fn keyless_signatures_are_verified_against_the_trusted_root_and_identity() {
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("keyless/app");
     let digest = push_podinfo(&format!("{url}:v1"));
-    let sigstore = tempfile::tempdir().unwrap();
-    let repository = url
-        .trim_start_matches("oci://")
-        .split_once('/')
-        .unwrap()
-        .1
-        .to_owned();
-    test_support::sigstore::run(
-        sigstore.path(),
-        &[
-            registry.host(),
-            sigstore.path().to_str().unwrap(),
-            &repository,
-            &digest,
-            "good",
-        ],
-    );
+    let sigstore = test_support::sigstore::sign_keyless(&url, &digest, "good");
     let secrets = tempfile::tempdir().unwrap();
     write_secret(
         secrets.path(),

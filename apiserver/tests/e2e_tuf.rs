@@ -31,23 +31,7 @@ fn keyless_without_a_trusted_root_secret_uses_the_root_refreshed_over_tuf() {
         &testdata("podinfo-kustomize"),
         &["--insecure-registry"],
     );
-    let sigstore = tempfile::tempdir().unwrap();
-    let repository = url
-        .trim_start_matches("oci://")
-        .split_once('/')
-        .unwrap()
-        .1
-        .to_owned();
-    test_support::sigstore::run(
-        sigstore.path(),
-        &[
-            registry.host(),
-            sigstore.path().to_str().unwrap(),
-            &repository,
-            &digest,
-            "good",
-        ],
-    );
+    let sigstore = test_support::sigstore::sign_keyless(&url, &digest, "good");
     let tuf = TufRepository::new(&sigstore.path().join("trusted_root.json"));
     let object = oci_repository(
         "v1",

@@ -35,23 +35,7 @@ fn keyless_without_a_trusted_root_uses_the_root_refreshed_over_tuf_then_the_cach
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("tuf/app");
     let digest = common::push(&format!("{url}:v1"), &testdata("podinfo-kustomize"), &[]);
-    let sigstore = tempfile::tempdir().unwrap();
-    let repository = url
-        .trim_start_matches("oci://")
-        .split_once('/')
-        .unwrap()
-        .1
-        .to_owned();
-    test_support::sigstore::run(
-        sigstore.path(),
-        &[
-            registry.host(),
-            sigstore.path().to_str().unwrap(),
-            &repository,
-            &digest,
-            "good",
-        ],
-    );
+    let sigstore = test_support::sigstore::sign_keyless(&url, &digest, "good");
     let tuf = TufRepository::new(&sigstore.path().join("trusted_root.json"));
     let initial_root = sigstore.path().join("tuf-root.json");
     std::fs::copy(tuf.root_path(), &initial_root).unwrap();

@@ -237,3 +237,20 @@ pub fn run(dir: &Path, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Signs the artifact `digest` at `url` (`oci://<host>/<repository>`) keyless with a fresh
+/// test Sigstore, as cosign does (`variant` as [`SCRIPT`] takes it, e.g. `"good"`); returns
+/// the directory holding its `trusted_root.json`.
+///
+/// # Panics
+/// As [`run`], and when `url` names no repository.
+pub fn sign_keyless(url: &str, digest: &str, variant: &str) -> tempfile::TempDir {
+    let (host, repository) = url
+        .trim_start_matches("oci://")
+        .split_once('/')
+        .expect("an oci://<host>/<repository> URL");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().to_str().expect("utf-8 temp dir").to_owned();
+    run(dir.path(), &[host, &out, repository, digest, variant]);
+    dir
+}
