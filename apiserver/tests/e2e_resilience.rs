@@ -152,7 +152,7 @@ fn kill_9_in_the_middle_of_reconciles_then_restart() {
 
     front.hold_blobs(true);
     apply(&k, &manifest(10..30));
-    // --concurrent defaults to 4: four reconciles stuck mid-download.
+    // --concurrent defaults to 16: at least four reconciles stuck mid-download.
     let held = front.wait_held(4, Duration::from_secs(60));
     first.kill();
 

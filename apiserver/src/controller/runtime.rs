@@ -111,7 +111,7 @@ impl<R: Reconcile> std::fmt::Debug for Controller<R> {
 }
 
 impl<R: Reconcile> Controller<R> {
-    /// A controller running `concurrency` workers (`--concurrent`, default 4; at least 1) with
+    /// A controller running `concurrency` workers (`--concurrent`, default 16; at least 1) with
     /// the per-key `backoff` policy.
     pub fn new(
         store: Arc<dyn ObjectStore>,
