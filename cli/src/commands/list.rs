@@ -97,16 +97,47 @@ fn render_yaml(objects: &[BTreeMap<String, serde_json::Value>]) -> anyhow::Resul
     Ok(out)
 }
 
-/// One value on one line: double-quoted (a JSON string is a valid YAML double-quoted scalar)
-/// when it is a string YAML 1.1 reads as a timestamp or when it spans lines, else serde_yaml's
+/// One value on one line: a string that a plain scalar would not carry back as that string is
+/// double-quoted, as go-yaml v2 quotes it (a JSON string is a valid YAML double-quoted scalar):
+/// one YAML 1.1 reads as a timestamp or a boolean (`yes`, `off`, …), one that spans lines, and
+/// one serde_yaml would quote (`'true'`, `'1.0'`, `'null'`); anything else is serde_yaml's
 /// rendering.
 fn yaml_scalar(value: &serde_json::Value) -> anyhow::Result<String> {
+    let plain = serde_yaml::to_string(value)?.trim_end().to_owned();
     match value {
-        serde_json::Value::String(s) if is_yaml11_timestamp(s) || s.contains('\n') => {
+        serde_json::Value::String(s)
+            if is_yaml11_timestamp(s)
+                || is_yaml11_bool(s)
+                || s.contains('\n')
+                || plain.starts_with('\'') =>
+        {
             Ok(serde_json::to_string(s)?)
         }
-        other => Ok(serde_yaml::to_string(other)?.trim_end().to_owned()),
+        _ => Ok(plain),
     }
+}
+
+/// Whether YAML 1.1 reads the plain scalar `s` as a boolean (the `bool` type's words, which
+/// YAML 1.2 and so serde_yaml leave plain).
+fn is_yaml11_bool(s: &str) -> bool {
+    matches!(
+        s,
+        "y" | "Y"
+            | "yes"
+            | "Yes"
+            | "YES"
+            | "n"
+            | "N"
+            | "no"
+            | "No"
+            | "NO"
+            | "on"
+            | "On"
+            | "ON"
+            | "off"
+            | "Off"
+            | "OFF"
+    )
 }
 
 /// Whether YAML 1.1's timestamp type matches `s` (`yyyy-m-d`, optionally followed by a time
@@ -210,6 +241,14 @@ mod tests {
              - created: \"1970-01-01\"\n  digest: sha256:abc\n  source_revision: main@sha1:abc\n"
         );
         assert_eq!(render_yaml(&[]).unwrap(), "[]\n");
+        // strings a plain scalar would turn into something else are double-quoted too
+        let tags =
+            |tag: &str| render_yaml(&[BTreeMap::from([("tag".to_owned(), tag.into())])]).unwrap();
+        assert_eq!(tags("1.0"), "- tag: \"1.0\"\n");
+        assert_eq!(tags("true"), "- tag: \"true\"\n");
+        assert_eq!(tags("null"), "- tag: \"null\"\n");
+        assert_eq!(tags("on"), "- tag: \"on\"\n");
+        assert_eq!(tags("v1.0"), "- tag: v1.0\n");
         assert!(is_yaml11_timestamp("2001-12-14 21:59:43.10 -5"));
         assert!(!is_yaml11_timestamp("6.5.0@sha1:0123"));
         assert!(!is_yaml11_timestamp("2026-11-26T03:00:00Zx"));
