@@ -41,6 +41,22 @@ pub use failure::{Error, FailureKind, Progress, StepFailure};
 /// The storage directory of OCIRepository artifacts (Flux: the lower-cased kind).
 pub const ARTIFACT_KIND: &str = "ocirepository";
 
+/// The artifact-store path of an object's archive of the manifest `<manifest_hex>` (the
+/// lower-case hex of its sha256): Flux's `ocirepository/<namespace>/<name>/<hex>.tar.gz`. The
+/// one place that names these files, for the reconciler that writes them and for the
+/// `?revision=` download that finds an older one.
+pub fn artifact_path(namespace: &str, name: &str, manifest_hex: &str) -> String {
+    format!(
+        "{ARTIFACT_KIND}/{namespace}/{name}/{}",
+        artifact_file_name(manifest_hex)
+    )
+}
+
+/// The file name part of [`artifact_path`]: `<manifest_hex>.tar.gz`.
+pub fn artifact_file_name(manifest_hex: &str) -> String {
+    format!("{manifest_hex}.tar.gz")
+}
+
 /// Where `status.artifact.url` and `status.url` point.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ArtifactUrls {

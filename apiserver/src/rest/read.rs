@@ -165,7 +165,7 @@ async fn kept_revision(call: &Call, wanted: &str) -> Option<Response> {
         return None;
     }
     let namespace = call.info.namespace.as_deref()?;
-    let path = format!("ocirepository/{namespace}/{}/{hex}.tar.gz", call.name());
+    let path = crate::controller::ocirepository::artifact_path(namespace, call.name(), hex);
     let artifacts = &call.state.artifacts;
     let (file, size, digest) = crate::artifacts::artifact_server::open(artifacts, &path, None)
         .await

@@ -373,7 +373,7 @@ impl OCIRepositoryReconciler {
 
 /// Flux's artifact file name: `<manifest hex>.tar.gz`.
 fn file_name(fetched: &Fetched) -> String {
-    format!("{}.tar.gz", fetched.digest.hex())
+    super::artifact_file_name(fetched.digest.hex())
 }
 
 impl BuildKey {
