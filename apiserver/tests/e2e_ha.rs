@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use test_support::e2e::{
-    apply, eventually, jsonpath, oci_repository, push, sha256, testdata, wait_ready,
+    apply, eventually, jsonpath, oci_repository, push_podinfo, sha256, wait_ready,
 };
 use test_support::etcd::{ClientTls, EtcdCluster};
 use test_support::kubectl::Kubectl;
@@ -57,7 +57,7 @@ fn start_replica_with(cluster: &EtcdCluster, prefix: &str, extra: &[&str]) -> Re
             ..Default::default()
         },
     );
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     Replica {
         server,
         k,
@@ -225,11 +225,7 @@ fn killing_the_leader_loses_no_write_and_a_successor_takes_over() {
     let mut cluster = EtcdCluster::start(3);
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("podinfo/manifests");
-    push(
-        &format!("{url}:6.5.0"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    push_podinfo(&format!("{url}:6.5.0"));
     let mut replicas: Vec<Replica> = (0..3).map(|_| start_replica(&cluster, "/ha")).collect();
     let leader = wait_for_one_leader(&replicas, &[0, 1, 2]);
     let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
@@ -417,11 +413,7 @@ fn only_the_leader_reconciles_and_a_graceful_stop_hands_over_at_once() {
     let cluster = EtcdCluster::start(3);
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("podinfo/manifests");
-    push(
-        &format!("{url}:6.5.0"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    push_podinfo(&format!("{url}:6.5.0"));
     let mut replicas: Vec<Replica> = (0..2).map(|_| start_replica(&cluster, "/pair")).collect();
     let leader = wait_for_one_leader(&replicas, &[0, 1]);
     let follower = 1 - leader;
@@ -511,11 +503,7 @@ fn a_leader_paused_past_its_lease_exits_on_resume_without_reconciling() {
     let cluster = EtcdCluster::start(3);
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("podinfo/manifests");
-    push(
-        &format!("{url}:6.5.0"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    push_podinfo(&format!("{url}:6.5.0"));
     let mut replicas: Vec<Replica> = (0..2).map(|_| start_replica(&cluster, "/pause")).collect();
     let leader = wait_for_one_leader(&replicas, &[0, 1]);
     let follower = 1 - leader;

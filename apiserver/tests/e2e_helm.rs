@@ -162,7 +162,7 @@ fn versions_resolve_exactly_and_by_range_with_values_merged_in_both_api_versions
         push_chart(&registry, v, None, None);
     }
     let server = server(&[], None);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     helm_repository(&k, &registry, "");
     assert_eq!(
         get(&k, "helmrepository", "charts", "{.status.conditions}"),
@@ -253,7 +253,7 @@ fn a_missing_values_file_stalls_unless_ignored_and_http_repositories_are_refused
     let registry = RegistryBuilder::new().start();
     push_chart(&registry, "6.5.0", None, None);
     let server = server(&[], None);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     helm_repository(&k, &registry, "");
     helm_chart(
         &k,
@@ -337,7 +337,7 @@ fn signed_charts_verify_and_a_foreign_signature_keeps_the_last_good_chart() {
     let public = std::fs::read(keys.path().join("good.pub")).unwrap();
     write_secret(secrets.path(), "cosign", &[("cosign.pub", &public)]);
     let server = server(&[], Some(secrets.path()));
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     helm_repository(&k, &registry, "");
     helm_chart(
         &k,
@@ -502,7 +502,7 @@ fn oras_pushed_charts_reconcile_and_sourcectl_charts_read_back_with_oras() {
     assert!(pushed.contains("charts/podinfo:6.5.0@sha256:"), "{pushed}");
 
     let server = server(&[], None);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     helm_repository(&k, &registry, "");
     helm_chart(&k, "v1", "from-oras", "  version: '7.x'\n");
     wait_condition(&k, "from-oras", "Ready", "True", "ChartPullSucceeded");
@@ -546,7 +546,7 @@ fn oras_pushed_charts_reconcile_and_sourcectl_charts_read_back_with_oras() {
 fn charts_over_the_size_limits_are_refused_and_nothing_is_stored() {
     let registry = RegistryBuilder::new().start();
     push_chart(&registry, "6.5.0", None, None);
-    let k_for = |server: &ApiServer| Kubectl::new(None, &server.kubeconfig());
+    let k_for = |server: &ApiServer| Kubectl::for_server(server);
 
     let small = server(&["--helm-chart-max-size", "1000"], None);
     let k = k_for(&small);
@@ -576,7 +576,7 @@ fn a_helm_repository_change_requeues_the_charts_naming_it() {
     push_chart(&first, "6.5.0", None, None);
     push_chart(&second, "6.5.0", Some("kind: ConfigMap\n"), None);
     let server = server(&[], None);
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     helm_repository(&k, &first, "");
     // An hour's interval: only the repository change can make it reconcile again in time.
     apply(
@@ -621,7 +621,7 @@ fn status_url_is_the_latest_link_and_follows_a_new_version() {
         ],
         None,
     );
-    let k = Kubectl::new(None, &server.kubeconfig());
+    let k = Kubectl::for_server(&server);
     helm_repository(&k, &registry, "");
     helm_chart(&k, "v1", "latest", "  version: '>=6.0.0'\n");
     wait_condition(&k, "latest", "Ready", "True", "ChartPullSucceeded");

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use test_support::e2e::{apply, eventually, jsonpath, oci_repository, push, testdata, wait_ready};
+use test_support::e2e::{apply, eventually, jsonpath, oci_repository, push_podinfo, wait_ready};
 use test_support::kubectl::Kubectl;
 use test_support::registry::RegistryBuilder;
 use test_support::server::{ApiServer, ServerOptions};
@@ -26,11 +26,7 @@ fn server(args: &[String]) -> ApiServer {
 fn keyless_without_a_trusted_root_secret_uses_the_root_refreshed_over_tuf() {
     let registry = RegistryBuilder::new().start();
     let url = registry.oci_url("tuf/app");
-    let digest = push(
-        &format!("{url}:v1"),
-        &testdata("podinfo-kustomize"),
-        &["--insecure-registry"],
-    );
+    let digest = push_podinfo(&format!("{url}:v1"));
     let sigstore = test_support::sigstore::sign_keyless(&url, &digest, "good");
     let tuf = TufRepository::new(&sigstore.path().join("trusted_root.json"));
     let object = oci_repository(
@@ -43,7 +39,7 @@ fn keyless_without_a_trusted_root_secret_uses_the_root_refreshed_over_tuf() {
 
     // Refresh off: the embedded public-good root does not know the test CA.
     let offline = server(&["--sigstore-tuf-mirror=".into()]);
-    let k = Kubectl::new(None, &offline.kubeconfig());
+    let k = Kubectl::for_server(&offline);
     apply(&k, &object);
     let message = wait_ready(&k, "keyless", "False", Some("VerificationError"));
     assert!(
@@ -59,7 +55,7 @@ fn keyless_without_a_trusted_root_secret_uses_the_root_refreshed_over_tuf() {
         format!("--sigstore-tuf-mirror={}", tuf.url()),
         format!("--sigstore-tuf-root={}", tuf.root_path().display()),
     ]);
-    let k = Kubectl::new(None, &refreshed.kubeconfig());
+    let k = Kubectl::for_server(&refreshed);
     apply(&k, &object);
     wait_ready(&k, "keyless", "True", Some("Succeeded"));
     assert_eq!(

@@ -86,12 +86,26 @@ fn provider(mirror: &str, root: &std::path::Path, cache: &std::path::Path) -> Tr
     TrustedRootProvider::new(config).unwrap()
 }
 
-#[tokio::test]
-async fn a_keyless_signature_verifies_only_after_the_refresh() {
+/// A fresh test Sigstore, a TUF repository whose `trusted_root.json` target is its file
+/// `target`, and a provider of it with its own cache directory (kept alive by the caller).
+async fn mirrored(
+    target: &str,
+) -> (
+    Signed,
+    TufRepository,
+    tempfile::TempDir,
+    TrustedRootProvider,
+) {
     let signed = Signed::new().await;
-    let tuf = TufRepository::new(&signed.root_file("trusted_root.json"));
+    let tuf = TufRepository::new(&signed.root_file(target));
     let cache = tempfile::tempdir().unwrap();
     let provider = provider(&tuf.url(), &tuf.root_path(), cache.path());
+    (signed, tuf, cache, provider)
+}
+
+#[tokio::test]
+async fn a_keyless_signature_verifies_only_after_the_refresh() {
+    let (signed, _tuf, _cache, provider) = mirrored("trusted_root.json").await;
 
     assert_eq!(provider.origin(), RootOrigin::Embedded);
     assert!(
@@ -129,10 +143,7 @@ async fn the_next_start_verifies_the_cache_offline() {
 
 #[tokio::test]
 async fn a_tampered_target_is_refused_and_the_previous_root_kept() {
-    let signed = Signed::new().await;
-    let tuf = TufRepository::new(&signed.root_file("trusted_root.json"));
-    let cache = tempfile::tempdir().unwrap();
-    let provider = provider(&tuf.url(), &tuf.root_path(), cache.path());
+    let (signed, tuf, _cache, provider) = mirrored("trusted_root.json").await;
     provider.refresh().await.unwrap();
 
     tuf.set_target(&signed.root_file("other_root.json"));
@@ -148,10 +159,7 @@ async fn a_tampered_target_is_refused_and_the_previous_root_kept() {
 
 #[tokio::test]
 async fn expired_timestamp_metadata_is_refused_and_the_previous_root_kept() {
-    let signed = Signed::new().await;
-    let tuf = TufRepository::new(&signed.root_file("trusted_root.json"));
-    let cache = tempfile::tempdir().unwrap();
-    let provider = provider(&tuf.url(), &tuf.root_path(), cache.path());
+    let (signed, tuf, _cache, provider) = mirrored("trusted_root.json").await;
     provider.refresh().await.unwrap();
 
     tuf.set_target(&signed.root_file("other_root.json"));
@@ -170,10 +178,7 @@ async fn expired_timestamp_metadata_is_refused_and_the_previous_root_kept() {
 
 #[tokio::test]
 async fn a_root_rotation_is_followed() {
-    let signed = Signed::new().await;
-    let tuf = TufRepository::new(&signed.root_file("other_root.json"));
-    let cache = tempfile::tempdir().unwrap();
-    let provider = provider(&tuf.url(), &tuf.root_path(), cache.path());
+    let (signed, tuf, cache, provider) = mirrored("other_root.json").await;
     provider.refresh().await.unwrap();
     assert!(!signed.verifies(&provider).await, "other CA");
 
