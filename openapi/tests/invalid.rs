@@ -184,6 +184,18 @@ fn invalid_objects_report_exactly_their_fields() {
         ),
         (
             o,
+            "tag with a non-ASCII letter",
+            json!({"spec": {"ref": {"tag": "v1-été"}}}),
+            &["spec.ref.tag"],
+        ),
+        (
+            o,
+            "tag of 129 characters",
+            json!({"spec": {"ref": {"tag": "a".repeat(129)}}}),
+            &["spec.ref.tag"],
+        ),
+        (
+            o,
             "layer operation unknown",
             json!({"spec": {"layerSelector": {"operation": "move"}}}),
             &["spec.layerSelector.operation"],
