@@ -36,17 +36,20 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_by_resource ON events (grp, res, rev);
 ";
 
-/// The write connection's page cache, in KiB (SQLite's negative `cache_size`): 8 MiB holds
-/// the tables' and indexes' interior pages and the pages a group commit touches. Issue 14: at
-/// 32 MiB per connection (one writer, four readers) the page caches were most of the peak RSS
-/// of a 10,000-object reconcile; a page not cached is read from the operating system's page
-/// cache (a `pread`), which is not the process's memory.
-const WRITER_CACHE_KIB: i64 = -8_192;
+/// The write connection's page cache, in KiB (SQLite's negative `cache_size`): 2 MiB (SQLite's
+/// default) holds the tables' and indexes' interior pages and the pages one group commit
+/// touches; a page not cached is read from the operating system's page cache (a `pread`), which
+/// is not the process's memory. Issue 14: at 32 MiB per connection (one writer, four readers)
+/// the page caches were most of the peak RSS of a 10,000-object reconcile, and at 8 MiB the
+/// writer's cache alone was a seventh of the 1,000-object burst's (heaptrack); 2 MiB took the
+/// same time for both bursts.
+const WRITER_CACHE_KIB: i64 = -2_048;
 
-/// A read connection's page cache, in KiB (SQLite's default size). Reads are not
-/// memory-mapped: a mapped page a list touched stayed in the process's RSS (`RssFile`, ~40 MiB
-/// after 1,000 objects were reconciled), while `pread` leaves it in the shared page cache.
-const READER_CACHE_KIB: i64 = -2_048;
+/// A read connection's page cache, in KiB: 1 MiB, the interior pages of a list's scan (its
+/// leaves are read once per list, cached or not). Reads are not memory-mapped: a mapped page a
+/// list touched stayed in the process's RSS (`RssFile`, ~40 MiB after 1,000 objects were
+/// reconciled), while `pread` leaves it in the shared page cache.
+const READER_CACHE_KIB: i64 = -1_024;
 
 /// Opens the write connection: WAL, `synchronous=FULL`, schema created.
 pub(super) fn open_writer(path: &Path) -> Result<Connection> {
