@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # source-apiserver: a multi-stage build. The builder compiles the release binary against
 # Debian bookworm's OpenSSL; the runtime is distroless (glibc, libssl3, CA certificates, no
-# shell) and runs as the non-root user 65532. SQLite is compiled in (rusqlite "bundled").
+# shell) and runs as the non-root user 65532. SQLite is compiled in (rusqlite "bundled"), and
+# so is jemalloc, with the settings in .cargo/config.toml (part of the build context).
 #
 #   docker build -t source-apiserver:0.1.0 .
 ARG RUST_VERSION=1.89

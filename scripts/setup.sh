@@ -9,7 +9,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/env.sh"
 
-apt_packages=(docker-registry skopeo apache2-utils libssl-dev pkg-config curl jq time shellcheck)
+apt_packages=(docker-registry skopeo apache2-utils libssl-dev pkg-config curl jq time shellcheck make)
 # The etcd backend: etcd-server/etcd-client for the storage suite's 3-member cluster,
 # protobuf-compiler for the etcd-client crate's build script.
 apt_packages+=(etcd-server etcd-client protobuf-compiler)
