@@ -189,7 +189,10 @@ scenario() {
     echo "$label restart with $n stored: serving after $serve_s s; all $n reconciled again after $(sub "$(now)" "$started_at") s; peak RSS $(hwm_mib "$server_pid") MiB" >>"$results.notes"
   fi
   kill -TERM "$server_pid"; wait "$server_pid" 2>/dev/null || true
-  rm -rf "$data"
+  # The data stays until the run ends: on an ext4 without a journal (this machine's), every
+  # new inode is checked against the inode table for recent deletions, and after deleting a
+  # scenario's thousands of files the next scenario's artifact directories and links cost ~35 %
+  # of the server's CPU in the kernel (`perf`: recently_deleted), which the floor never pays.
 }
 
 echo '| scenario | objects / artifacts | creates (16 threads) | all Ready after the last create | peak RSS | floor: registry + writes | × floor | faster than Flux (85 s per 1,000) |' >"$results"
