@@ -20,8 +20,10 @@
 //!
 //! Differences from [`crate::SqliteStore`], all of them etcd's (and kube-apiserver's):
 //! lists are in key order, which is (namespace, name) order except where one namespace is a
-//! prefix of another followed by `-` or `.`; a delete collection is one transaction, so its
-//! changes share one revision; and the DELETED event of an update that removes the last
+//! prefix of another followed by `-` or `.`; a delete collection writes up to 128 objects per
+//! transaction, so their changes share one revision (removals that drop a garbage-collection
+//! finalizer take a second one: MODIFIED, then DELETED, as for a single delete); and the
+//! DELETED event of an update that removes the last
 //! finalizer carries the object as stored before that update (as on kube-apiserver), while
 //! the update itself returns the final state.
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use serde_json::json;
 use storage::{
-    DeleteOptions, DeleteOutcome, ObjectStore, PropagationPolicy, Retention, Revision,
+    DeleteOptions, DeleteOutcome, ListOptions, ObjectStore, PropagationPolicy, Retention, Revision,
     SqliteConfig, UpdatePart, WatchEventType, WatchOptions, WriteOptions,
 };
 use support::*;
@@ -442,6 +442,84 @@ async fn a_background_delete_dropping_the_orphan_finalizer_is_modified_then_dele
     assert!(rv(&last) > rv(&modified.object));
 }
 
+/// A Background delete collection drops the garbage collector's finalizer the same way, per
+/// object: MODIFIED without it, then DELETED without it, as kube-apiserver's deletecollection
+/// (one Delete per item) does.
+async fn a_background_delete_collection_dropping_the_orphan_finalizer_is_modified_then_deleted(
+    b: Backend,
+) {
+    let t = b.open().await;
+    let orphan = DeleteOptions {
+        propagation_policy: Some(PropagationPolicy::Orphan),
+        ..Default::default()
+    };
+    for name in ["a", "b"] {
+        t.store
+            .create(&key("ns", name), repo(name), W)
+            .await
+            .unwrap();
+    }
+    let held = t
+        .store
+        .delete_collection(&repos(), Some("ns"), &ListOptions::default(), orphan)
+        .await
+        .unwrap();
+    let since = held.iter().map(rv).max().unwrap();
+    let mut w = t
+        .store
+        .watch(&repos(), Some("ns"), from(since))
+        .await
+        .unwrap();
+    let background = DeleteOptions {
+        propagation_policy: Some(PropagationPolicy::Background),
+        ..Default::default()
+    };
+    let last = t
+        .store
+        .delete_collection(&repos(), Some("ns"), &ListOptions::default(), background)
+        .await
+        .unwrap();
+    assert_eq!(last.len(), 2);
+    for object in &last {
+        assert!(object["metadata"].get("finalizers").is_none(), "{object}");
+    }
+    let mut modified = Vec::new();
+    let mut deleted = Vec::new();
+    for _ in 0..4 {
+        let ev = next(&mut w).await;
+        let name = ev.object["metadata"]["name"].as_str().unwrap().to_owned();
+        assert!(
+            ev.object["metadata"].get("finalizers").is_none(),
+            "{:?}",
+            ev.object
+        );
+        match ev.event_type {
+            WatchEventType::Modified => {
+                assert!(
+                    !deleted.contains(&name),
+                    "{name} modified after it was deleted"
+                );
+                modified.push(name);
+            }
+            WatchEventType::Deleted => {
+                assert!(
+                    modified.contains(&name),
+                    "{name} deleted before it was modified"
+                );
+                assert!(ev.object["metadata"]["deletionTimestamp"].is_string());
+                let returned = last.iter().find(|o| o["metadata"]["name"] == name).unwrap();
+                assert_eq!(rv(&ev.object), rv(returned));
+                deleted.push(name);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    modified.sort();
+    deleted.sort();
+    assert_eq!(modified, ["a", "b"]);
+    assert_eq!(deleted, ["a", "b"]);
+}
+
 on_both_backends!(
     a_watch_without_resource_version_starts_with_the_current_state,
     a_watch_from_a_revision_replays_every_later_change_in_order,
@@ -454,4 +532,5 @@ on_both_backends!(
     a_watch_from_a_compacted_revision_is_expired,
     a_slow_watcher_gets_at_most_its_buffer_then_is_ended_with_expired,
     a_background_delete_dropping_the_orphan_finalizer_is_modified_then_deleted,
+    a_background_delete_collection_dropping_the_orphan_finalizer_is_modified_then_deleted,
 );

@@ -149,6 +149,32 @@ pub(super) async fn delete(
     }
 }
 
+/// One transaction writing `writes` (a put or a delete each) if none changed since it was
+/// read. Returns the transaction's revision, or `None` when one had changed.
+async fn commit_affected(store: &EtcdStore, writes: &[&mut Affected]) -> Result<Option<i64>> {
+    let compares: Vec<Compare> = writes
+        .iter()
+        .map(|a| Compare::mod_revision(a.key.clone(), CompareOp::Equal, a.read))
+        .collect();
+    let ops: Vec<TxnOp> = writes
+        .iter()
+        .map(|a| match a.put {
+            Some(true) => TxnOp::put(a.key.clone(), encode(&a.object), None),
+            _ => TxnOp::delete(a.key.clone(), None),
+        })
+        .collect();
+    let txn = Txn::new().when(compares).and_then(ops);
+    let response = store
+        .client
+        .kv_client()
+        .txn(txn)
+        .await
+        .map_err(etcd("delete collection"))?;
+    Ok(response
+        .succeeded()
+        .then(|| header_revision(response.header())))
+}
+
 fn outcome(object: Value, finalizing: bool) -> DeleteOutcome {
     if finalizing {
         DeleteOutcome::Finalizing(object)
@@ -165,6 +191,10 @@ struct Affected {
     object: Value,
     /// `None`: nothing to write (already deleting); `Some(true)`: put; `Some(false)`: delete.
     put: Option<bool>,
+    /// A removal that drops a garbage-collection finalizer: `object` (without it) is put
+    /// first, then deleted at that revision, so watchers see MODIFIED then DELETED without
+    /// the finalizer, as for [`delete`].
+    put_then_delete: bool,
 }
 
 /// Deletes (or marks as deleting) every matching object: one transaction per
@@ -192,19 +222,18 @@ pub(super) async fn delete_collection(
             }
             let key = String::from_utf8_lossy(kv.key()).into_owned();
             let read = kv.mod_revision();
-            // A removal that also drops a garbage-collection finalizer is one delete here
-            // (a collection's transaction cannot put and delete one key): the reply shows the
-            // object without it, the DELETED event the state stored before.
-            let (object, put) = match plan_delete(&stored, opts) {
-                DeletePlan::Unchanged => (stored, None),
-                DeletePlan::Finalize(next) => (next, Some(true)),
-                DeletePlan::Remove(next) => (next.unwrap_or(stored), Some(false)),
+            let (object, put, put_then_delete) = match plan_delete(&stored, opts) {
+                DeletePlan::Unchanged => (stored, None, false),
+                DeletePlan::Finalize(next) => (next, Some(true), false),
+                DeletePlan::Remove(None) => (stored, Some(false), false),
+                DeletePlan::Remove(Some(next)) => (next, Some(true), true),
             };
             affected.push(Affected {
                 key,
                 read,
                 object,
                 put,
+                put_then_delete,
             });
         }
         if opts.dry_run {
@@ -215,30 +244,28 @@ pub(super) async fn delete_collection(
             if writes.is_empty() {
                 continue;
             }
-            let compares: Vec<Compare> = writes
-                .iter()
-                .map(|a| Compare::mod_revision(a.key.clone(), CompareOp::Equal, a.read))
-                .collect();
-            let ops: Vec<TxnOp> = writes
-                .iter()
-                .map(|a| match a.put {
-                    Some(true) => TxnOp::put(a.key.clone(), encode(&a.object), None),
-                    _ => TxnOp::delete(a.key.clone(), None),
-                })
-                .collect();
-            let txn = Txn::new().when(compares).and_then(ops);
-            let response = store
-                .client
-                .kv_client()
-                .txn(txn)
-                .await
-                .map_err(etcd("delete collection"))?;
-            if !response.succeeded() {
+            let revision = commit_affected(store, &writes).await?;
+            let Some(revision) = revision else {
                 continue 'retry;
-            }
-            let revision = header_revision(response.header()) as u64;
+            };
+            let mut removals = Vec::new();
             for a in writes {
-                set_resource_version(&mut a.object, Some(revision));
+                set_resource_version(&mut a.object, Some(revision as u64));
+                if a.put_then_delete {
+                    (a.read, a.put, a.put_then_delete) = (revision, Some(false), false);
+                    removals.push(a);
+                }
+            }
+            if removals.is_empty() {
+                continue;
+            }
+            // A write between the two transactions sends the collection round again, where
+            // these objects, now without the finalizer, are plain removals.
+            let Some(revision) = commit_affected(store, &removals).await? else {
+                continue 'retry;
+            };
+            for a in removals {
+                set_resource_version(&mut a.object, Some(revision as u64));
             }
         }
         return Ok(affected.into_iter().map(|a| a.object).collect());
