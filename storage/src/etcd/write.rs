@@ -198,8 +198,9 @@ struct Affected {
 }
 
 /// Deletes (or marks as deleting) every matching object: one transaction per
-/// [`MAX_TXN_OPS`] objects, each comparing the revisions read; a changed object makes the
-/// whole collection be read and decided again.
+/// [`MAX_TXN_OPS`] objects, each comparing the revisions read, and a second one for the
+/// removals that drop a garbage-collection finalizer (put without it, then deleted); a changed
+/// object makes the whole collection be read and decided again.
 pub(super) async fn delete_collection(
     store: &EtcdStore,
     resource: &ResourceKey,
@@ -244,8 +245,7 @@ pub(super) async fn delete_collection(
             if writes.is_empty() {
                 continue;
             }
-            let revision = commit_affected(store, &writes).await?;
-            let Some(revision) = revision else {
+            let Some(revision) = commit_affected(store, &writes).await? else {
                 continue 'retry;
             };
             let mut removals = Vec::new();
