@@ -67,13 +67,17 @@ impl Transfer {
         let bar = self.bar.clone()?;
         let shown = Arc::new(Once::new());
         Some(Arc::new(move |done| {
+            bar.set_position(done);
             if shows_progress(true, done) {
                 shown.call_once(|| {
                     bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+                    // Drawn now, on this thread: the steady tick's thread may first run after
+                    // a short transfer has ended (seen on a loaded machine), and then the
+                    // indicator never appeared.
+                    bar.force_draw();
                     bar.enable_steady_tick(Duration::from_millis(200));
                 });
             }
-            bar.set_position(done);
         }))
     }
 
