@@ -63,20 +63,35 @@ async fn commit_if_unchanged(
     read: i64,
     object: Option<&Value>,
 ) -> Result<Option<i64>> {
-    let k = store.keys.object(key);
-    let op = match object {
-        Some(o) => TxnOp::put(k.clone(), encode(o), None),
-        None => TxnOp::delete(k.clone(), None),
-    };
-    let txn = Txn::new()
-        .when([Compare::mod_revision(k, CompareOp::Equal, read)])
-        .and_then([op]);
+    commit_guarded(store, [(store.keys.object(key), read, object)], "write").await
+}
+
+/// One transaction of writes `(key, read, value)`: each key gets `value` (`None` deletes it),
+/// if every key's modification revision is still its `read`. Returns the transaction's
+/// revision, or `None` when one key changed meanwhile and nothing was written.
+async fn commit_guarded<'a>(
+    store: &EtcdStore,
+    writes: impl IntoIterator<Item = (String, i64, Option<&'a Value>)>,
+    what: &'static str,
+) -> Result<Option<i64>> {
+    let (compares, ops): (Vec<Compare>, Vec<TxnOp>) = writes
+        .into_iter()
+        .map(|(key, read, value)| {
+            let compare = Compare::mod_revision(key.clone(), CompareOp::Equal, read);
+            let op = match value {
+                Some(v) => TxnOp::put(key, encode(v), None),
+                None => TxnOp::delete(key, None),
+            };
+            (compare, op)
+        })
+        .unzip();
+    let txn = Txn::new().when(compares).and_then(ops);
     let response = store
         .client
         .kv_client()
         .txn(txn)
         .await
-        .map_err(etcd("write"))?;
+        .map_err(etcd(what))?;
     Ok(response
         .succeeded()
         .then(|| header_revision(response.header())))
@@ -149,32 +164,6 @@ pub(super) async fn delete(
     }
 }
 
-/// One transaction writing `writes` (a put or a delete each) if none changed since it was
-/// read. Returns the transaction's revision, or `None` when one had changed.
-async fn commit_affected(store: &EtcdStore, writes: &[&mut Affected]) -> Result<Option<i64>> {
-    let compares: Vec<Compare> = writes
-        .iter()
-        .map(|a| Compare::mod_revision(a.key.clone(), CompareOp::Equal, a.read))
-        .collect();
-    let ops: Vec<TxnOp> = writes
-        .iter()
-        .map(|a| match a.put {
-            Some(true) => TxnOp::put(a.key.clone(), encode(&a.object), None),
-            _ => TxnOp::delete(a.key.clone(), None),
-        })
-        .collect();
-    let txn = Txn::new().when(compares).and_then(ops);
-    let response = store
-        .client
-        .kv_client()
-        .txn(txn)
-        .await
-        .map_err(etcd("delete collection"))?;
-    Ok(response
-        .succeeded()
-        .then(|| header_revision(response.header())))
-}
-
 fn outcome(object: Value, finalizing: bool) -> DeleteOutcome {
     if finalizing {
         DeleteOutcome::Finalizing(object)
@@ -189,12 +178,31 @@ struct Affected {
     read: i64,
     /// The object after the write: marked as deleting, or its last state.
     object: Value,
-    /// `None`: nothing to write (already deleting); `Some(true)`: put; `Some(false)`: delete.
-    put: Option<bool>,
-    /// A removal that drops a garbage-collection finalizer: `object` (without it) is put
-    /// first, then deleted at that revision, so watchers see MODIFIED then DELETED without
-    /// the finalizer, as for [`delete`].
-    put_then_delete: bool,
+    step: Step,
+}
+
+/// What a delete collection writes for one object.
+#[derive(Clone, Copy, PartialEq)]
+enum Step {
+    /// Nothing: it is already deleting.
+    Keep,
+    /// Stored marked as deleting.
+    Put,
+    /// Deleted.
+    Delete,
+    /// A removal that drops a garbage-collection finalizer: stored without it first, then
+    /// deleted at that revision, so watchers see MODIFIED then DELETED without the finalizer,
+    /// as for [`delete`].
+    PutThenDelete,
+}
+
+impl Affected {
+    /// This object's write in the next transaction: `(key, read, value)` for
+    /// [`commit_guarded`].
+    fn write(&self) -> (String, i64, Option<&Value>) {
+        let value = (self.step != Step::Delete).then_some(&self.object);
+        (self.key.clone(), self.read, value)
+    }
 }
 
 /// Deletes (or marks as deleting) every matching object: one transaction per
@@ -223,36 +231,38 @@ pub(super) async fn delete_collection(
             }
             let key = String::from_utf8_lossy(kv.key()).into_owned();
             let read = kv.mod_revision();
-            let (object, put, put_then_delete) = match plan_delete(&stored, opts) {
-                DeletePlan::Unchanged => (stored, None, false),
-                DeletePlan::Finalize(next) => (next, Some(true), false),
-                DeletePlan::Remove(None) => (stored, Some(false), false),
-                DeletePlan::Remove(Some(next)) => (next, Some(true), true),
+            let (object, step) = match plan_delete(&stored, opts) {
+                DeletePlan::Unchanged => (stored, Step::Keep),
+                DeletePlan::Finalize(next) => (next, Step::Put),
+                DeletePlan::Remove(None) => (stored, Step::Delete),
+                DeletePlan::Remove(Some(next)) => (next, Step::PutThenDelete),
             };
             affected.push(Affected {
                 key,
                 read,
                 object,
-                put,
-                put_then_delete,
+                step,
             });
         }
         if opts.dry_run {
             return Ok(affected.into_iter().map(|a| a.object).collect());
         }
         for chunk in affected.chunks_mut(MAX_TXN_OPS) {
-            let writes: Vec<&mut Affected> = chunk.iter_mut().filter(|a| a.put.is_some()).collect();
+            let writes: Vec<&mut Affected> =
+                chunk.iter_mut().filter(|a| a.step != Step::Keep).collect();
             if writes.is_empty() {
                 continue;
             }
-            let Some(revision) = commit_affected(store, &writes).await? else {
+            let transaction = writes.iter().map(|a| a.write());
+            let Some(revision) = commit_guarded(store, transaction, "delete collection").await?
+            else {
                 continue 'retry;
             };
             let mut removals = Vec::new();
             for a in writes {
                 set_resource_version(&mut a.object, Some(revision as u64));
-                if a.put_then_delete {
-                    (a.read, a.put, a.put_then_delete) = (revision, Some(false), false);
+                if a.step == Step::PutThenDelete {
+                    (a.read, a.step) = (revision, Step::Delete);
                     removals.push(a);
                 }
             }
@@ -261,7 +271,9 @@ pub(super) async fn delete_collection(
             }
             // A write between the two transactions sends the collection round again, where
             // these objects, now without the finalizer, are plain removals.
-            let Some(revision) = commit_affected(store, &removals).await? else {
+            let transaction = removals.iter().map(|a| a.write());
+            let Some(revision) = commit_guarded(store, transaction, "delete collection").await?
+            else {
                 continue 'retry;
             };
             for a in removals {
